@@ -1,0 +1,207 @@
+"""The ``vqlsp`` command line: ``classify | info | bench | fit-codebooks | fit-head``.
+
+Errors a user can cause (a missing model, a bad checkpoint, a file that is not
+text, a missing package) end in one line on stderr and exit code 2; anything
+else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from . import __version__
+
+EXIT_USAGE = 2
+
+
+class NotText(ValueError):
+    """An input file is not UTF-8 text."""
+
+
+def read_text_file(path: Path) -> str:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise NotText(f"cannot read {path}: {exc.strerror}") from None
+    if b"\x00" in data:
+        raise NotText(f"{path} is not a text file (it contains NUL bytes)")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise NotText(f"{path} is not UTF-8 text (bad byte at offset {exc.start})") from None
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    from .model.predict import classify_ids
+    from .model.registry import load_model, load_tokenizer
+
+    text = read_text_file(Path(args.file))
+    model = load_model(args.model, args.device)
+    ids = load_tokenizer(args.model).encode(text).ids
+    limit = args.max_tokens
+    truncated = len(ids) > limit
+    prediction = classify_ids(model, ids[:limit])
+    if args.json:
+        print(json.dumps({
+            "file": args.file, "label": prediction.label, "probabilities": prediction.probabilities,
+            "tokens": len(ids), "truncated_to": limit if truncated else None,
+        }, indent=2))
+        return 0
+    print(f"{args.file}: {prediction.label}  ({len(ids)} tokens{f', first {limit} read' if truncated else ''})")
+    for label, p in sorted(prediction.probabilities.items(), key=lambda kv: -kv[1]):
+        print(f"  {label:<16} {p:6.1%}  {'#' * round(p * 40)}")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from .model.base_weights import cache_dir
+    from .model.checkpoint import read_config
+    from .model.device import resolve_device
+    from .model.registry import load_model, model_dir
+
+    directory = model_dir(args.model)
+    config = read_config(directory)
+    model = load_model(args.model, args.device)
+    cfg = model.cfg
+    params = sum(p.numel() for p in model.parameters())
+    codebook = sum(b.vq.codebook.numel() for b in model.blocks)
+    rows = {
+        "version": __version__,
+        "model": str(directory),
+        "base weights": (config.get("base") or {}).get("source") or "included",
+        "architecture": f"{cfg.arch}: {cfg.n_layers} layers, d_model {cfg.d_model}, "
+        f"{cfg.n_heads} heads x {cfg.d_head} ({cfg.n_kv_heads} kv), {cfg.positions} positions",
+        "vq": f"K={cfg.vq.codebook_size} codes per (layer, head), {'on' if cfg.vq.enabled else 'off'}",
+        "parameters": f"{params / 1e6:.1f}M ({codebook / 1e6:.2f}M in codebooks)",
+        "document head": _head_line(model.document_head),
+        "span head": _head_line(model.span_head),
+        "device": str(resolve_device(args.device)),
+        "cache": str(cache_dir()),
+    }
+    doc_info = (config.get("info") or {}).get("document_head") or {}
+    if "test_accuracy" in doc_info:
+        rows["document head accuracy"] = f"{doc_info['test_accuracy']:.1%} on {doc_info.get('test_examples')} held-out examples"
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        width = max(map(len, rows))
+        for key, value in rows.items():
+            print(f"{key:<{width}}  {value}")
+    return 0
+
+
+def _head_line(head) -> str:
+    if head is None:
+        return "none"
+    return f"{len(head.labels)} labels ({', '.join(head.labels)})"
+
+
+def cmd_fit_codebooks(args: argparse.Namespace) -> int:
+    from .model.device import resolve_device
+    from .train.default_model import fit_default_codebooks
+
+    info = fit_default_codebooks(
+        Path(args.out), k=args.k, windows=args.windows, length=args.window_tokens,
+        device=str(resolve_device(args.device)), seed=args.seed,
+    )
+    errors = info["codebooks"]["relative_quantization_error_per_layer"]
+    print("relative quantization error per layer:")
+    for i, e in enumerate(errors):
+        print(f"  layer {i:2d}  {e:.4f}")
+    print(f"wrote {args.out}")
+    return 0
+
+
+def cmd_fit_head(args: argparse.Namespace) -> int:
+    from .model.device import resolve_device
+    from .train.default_model import fit_document_head
+
+    info = fit_document_head(Path(args.model), tokens=args.tokens, device=str(resolve_device(args.device)))
+    print(json.dumps(info["document_head"], indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vqlsp", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"vqlsp {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def model_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--model", help="checkpoint directory (default: the embedded default model)")
+        p.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
+
+    p = sub.add_parser("classify", help="classify a text file with a dense forward")
+    p.add_argument("file")
+    model_options(p)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--max-tokens", type=int, default=2048, help="read at most this many tokens (default 2048)")
+    p.set_defaults(run=cmd_classify)
+
+    p = sub.add_parser("info", help="describe the model, its heads and the device")
+    model_options(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_info)
+
+    p = sub.add_parser("fit-codebooks", help="fit the default base's VQ codebooks by k-means on BBC News")
+    p.add_argument("--out", required=True, help="checkpoint directory to write")
+    p.add_argument("--k", type=int, default=64, help="codes per (layer, head)")
+    p.add_argument("--windows", type=int, default=32, help="text windows to capture")
+    p.add_argument("--window-tokens", type=int, default=512)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.set_defaults(run=cmd_fit_codebooks)
+
+    p = sub.add_parser("fit-head", help="fit the document head on BBC News topics (logistic regression)")
+    p.add_argument("model", help="checkpoint directory (updated in place)")
+    p.add_argument("--tokens", type=int, default=256, help="tokens read per article")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(run=cmd_fit_head)
+
+    bench = sub.add_parser("bench", help="benchmarks (print a table, write JSON)")
+    bench_sub = bench.add_subparsers(dest="bench", required=True)
+    for name, module, text in BENCHES:
+        p = bench_sub.add_parser(name, help=text)
+        bench_module(module).add_arguments(p)
+        p.set_defaults(run=lambda a, m=module: bench_module(m).run(a))
+    return parser
+
+
+BENCHES = [
+]
+
+
+def bench_module(name: str):
+    import importlib
+
+    return importlib.import_module(f"vqlsp.bench.{name}")
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that mean bad input or set-up, not a bug: one line, exit 2."""
+    from .model.base_weights import BaseModelMissing
+    from .model.checkpoint import CheckpointError
+    from .model.convert import UnsupportedArchitecture
+    from .model.device import DeviceUnavailable
+    from .model.predict import NoDocumentHead
+    from .train.data import DatasetMissing
+
+    return (NotText, BaseModelMissing, CheckpointError, UnsupportedArchitecture, DeviceUnavailable,
+            NoDocumentHead, DatasetMissing, FileNotFoundError)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except user_errors() as exc:
+        print(f"vqlsp: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

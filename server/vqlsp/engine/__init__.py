@@ -1,0 +1,16 @@
+"""Incremental inference over a VQ transformer (DESIGN.md, "The incremental algorithm").
+
+This package's ``__init__`` imports nothing heavy: ``vqlsp.text`` imports
+``vqlsp.engine.edits`` (the ``TokenEdit`` type) and must stay free of torch.
+Import the pieces from their modules:
+
+* ``edits``      ``TokenEdit``, ``apply_edits`` (torch-free)
+* ``plan``       ``EditPlan``: which rows survive, move, leave, arrive (torch-free)
+* ``positions``  ``exact`` / ``stable`` position-id policies
+* ``state``      ``SessionState``: per-layer row buffers with capacity
+* ``attention``  attention for a subset of rows: in full, or by accumulator updates
+* ``session``    ``IncrementalSession``: the exact incremental update
+* ``baselines``  ``DenseStrategy``, ``PrefixCacheStrategy`` (same interface)
+* ``ops``        the one operation counter
+* ``results``    ``UpdateStats``, ``Outputs``
+"""

@@ -1,0 +1,35 @@
+"""Where models come from: the shipped default, or a checkpoint directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tokenizers import Tokenizer
+
+from .base_weights import default_tokenizer_path
+from .checkpoint import DEFAULT_BASE, CheckpointError, load_checkpoint, read_config
+from .device import resolve_device
+from .transformer import VQTransformer
+
+DEFAULT_MODEL_DIR = Path(__file__).parent / "default"
+
+
+def model_dir(path: str | Path | None) -> Path:
+    """The checkpoint directory to use: ``path``, or the default shipped inside the package."""
+    return Path(path) if path else DEFAULT_MODEL_DIR
+
+
+def load_model(path: str | Path | None = None, device: str = "auto") -> VQTransformer:
+    return load_checkpoint(model_dir(path), resolve_device(device))
+
+
+def load_tokenizer(path: str | Path | None = None) -> Tokenizer:
+    """A checkpoint's tokenizer: its own ``tokenizer.json``, else its base's."""
+    directory = model_dir(path)
+    own = directory / "tokenizer.json"
+    if own.is_file():
+        return Tokenizer.from_file(str(own))
+    source = (read_config(directory).get("base") or {}).get("source")
+    if source == DEFAULT_BASE:
+        return Tokenizer.from_file(str(default_tokenizer_path()))
+    raise CheckpointError(f"{directory} has no tokenizer.json and its base {source!r} names none")

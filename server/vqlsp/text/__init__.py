@@ -1,0 +1,1 @@
+"""Document text -> token edits (DESIGN.md, "Text -> token edits"). Never imports torch."""

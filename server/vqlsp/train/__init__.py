@@ -1,0 +1,1 @@
+"""Training: data sources from packages, codebook fitting, heads, fine-tuning."""

@@ -1,0 +1,34 @@
+"""Shared fixtures: tiny random models (OPT and Llama forms) and the real default base."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def default_base():
+    """The real SmolLM2-135M base (VQ codebooks random); converted and cached on first use."""
+    from vqlsp.model.base_weights import load_default_base
+
+    return load_default_base()
+
+
+@pytest.fixture(scope="session")
+def default_tokenizer():
+    from tokenizers import Tokenizer
+
+    from vqlsp.model.base_weights import default_tokenizer_path
+
+    return Tokenizer.from_file(str(default_tokenizer_path()))
+
+
+@pytest.fixture(scope="session")
+def default_model():
+    """The shipped default checkpoint (base + fitted codebooks + document head)."""
+    from vqlsp.model.registry import load_model
+
+    return load_model(device="cpu")
