@@ -170,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 BENCHES = [
+    ("text", "text_bench", "per-keystroke cost of text -> token edits"),
 ]
 
 

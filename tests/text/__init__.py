@@ -1,0 +1,1 @@
+"""Tests of the text layer: text -> token edits, LSP positions, context limits."""
