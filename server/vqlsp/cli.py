@@ -171,6 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 BENCHES = [
     ("text", "text_bench", "per-keystroke cost of text -> token edits"),
+    ("engine", "engine_bench", "incremental engine vs dense and prefix-cache re-runs (ops, ms)"),
 ]
 
 

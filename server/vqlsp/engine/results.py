@@ -1,0 +1,87 @@
+"""What every strategy returns: per-edit ``UpdateStats`` and the document's ``Outputs``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from .ops import OpCounter
+
+
+@dataclass
+class UpdateStats:
+    """The cost of one ``apply`` call.
+
+    Per-layer lists have one entry per layer run (``cfg.depth``).
+    """
+
+    tokens: int  # document length after the call
+    rows_changed: list[int] = field(default_factory=list)  # rows through q/k/v or W_o+MLP
+    code_flips: list[int] = field(default_factory=list)  # (row, head) codes of surviving rows that changed
+    searched: list[int] = field(default_factory=list)  # rows whose nearest code was searched
+    recomputed: list[int] = field(default_factory=list)  # rows whose attention was computed in full
+    ops: OpCounter = field(default_factory=OpCounter)
+    ms: float = 0.0  # wall time of the call (device synchronized)
+    reindexed: bool = False  # the stable position policy re-indexed every position
+    stage_ms: dict[str, float] = field(default_factory=dict)  # incremental only: time by stage
+    layer_ms: list[float] = field(default_factory=list)  # incremental only: time per layer
+
+    @property
+    def total_ops(self) -> int:
+        return self.ops.total
+
+    def changed_fraction(self) -> float:
+        """Rows that changed, summed over layers, as a fraction of all (row, layer) pairs."""
+        if not self.rows_changed or not self.tokens:
+            return 0.0
+        return sum(self.rows_changed) / (len(self.rows_changed) * self.tokens)
+
+
+@dataclass
+class Outputs:
+    """Document-level results. ``hidden``, when asked for, is a view of cached state."""
+
+    probabilities: torch.Tensor | None  # (n_labels,) float32, document head; None without one
+    labels: list[str]
+    spans: torch.Tensor | None = None  # (n_spans, n_span_labels) span-head probabilities, on request
+    hidden: torch.Tensor | None = None  # (n, hidden_dim) final states, on request (aliases the cache)
+
+    @property
+    def label(self) -> str | None:
+        if self.probabilities is None or not self.labels:
+            return None
+        return self.labels[int(self.probabilities.argmax())]
+
+
+def head_outputs(
+    model, n: int, pooled: torch.Tensor | None, hidden: torch.Tensor | None,
+    spans: Sequence[tuple[int, int]] | None = None, want_hidden: bool = False,
+) -> Outputs:
+    """Apply the model's heads.
+
+    ``pooled`` is the document head's pooled feature (mean or last state), or None
+    for an empty document (the head then gives its prior, as ``classify_ids`` does).
+    ``hidden`` (n, hidden_dim) is needed only for spans and ``want_hidden``.
+    """
+    head = model.document_head
+    probs, labels = None, []
+    if head is not None:
+        labels = head.labels
+        logits = head.linear.bias if n == 0 or pooled is None else head.linear(pooled.to(head.linear.weight.dtype))
+        probs = torch.softmax(logits.float(), -1)
+    out = Outputs(probs, labels)
+    if spans is not None and model.span_head is not None:
+        out.spans = torch.softmax(model.span_head(hidden, spans).float(), -1)
+    if want_hidden:
+        out.hidden = hidden
+    return out
+
+
+def pool_hidden(model, hidden: torch.Tensor) -> torch.Tensor | None:
+    """The document head's pooled feature of (n, hidden_dim) states (None: no head or empty)."""
+    head = model.document_head
+    if head is None or hidden.shape[0] == 0:
+        return None
+    return head.pool(hidden.unsqueeze(0))[0]

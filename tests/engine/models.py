@@ -1,0 +1,49 @@
+"""Tiny VQ models for the engine tests: random weights, codebooks fitted on their own activations.
+
+Fitted (k-means) codebooks make some codes survive an edit, so the tests exercise
+both the reuse path (margin check passes) and the flip path (search, W_o + MLP).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import torch
+
+from vqlsp.model.config import ModelConfig
+from vqlsp.model.heads import DocumentHead, SpanHead
+from vqlsp.model.transformer import VQTransformer
+from vqlsp.train.codebooks import fit_codebooks
+
+VOCAB = 256
+VARIANTS = {
+    "llama": dict(arch="llama"),  # RoPE, GQA (4 heads, 2 kv), SwiGLU, RMSNorm
+    "opt": dict(arch="opt"),  # learned positions (offset 2), ReLU, LayerNorm, biases
+    "opt-post-ln": dict(arch="opt", pre_norm=False),
+    "llama-mqa-3layers": dict(arch="llama", n_kv_heads=1, n_layers=3),
+}
+
+
+@cache
+def tiny_model(variant: str = "llama", codebook_size: int = 8, pooling: str = "mean", seed: int = 0) -> VQTransformer:
+    torch.manual_seed(seed)
+    overrides = dict(VARIANTS[variant])
+    arch = overrides.pop("arch")
+    cfg = ModelConfig.tiny(arch, vq={"codebook_size": codebook_size}, max_positions=1024, **overrides)
+    model = VQTransformer(cfg).eval()
+    model.set_heads(
+        DocumentHead(model.hidden_dim, ["a", "b", "c"], pooling),
+        SpanHead(model.hidden_dim, ["x", "y"]),
+    )
+    with torch.no_grad():
+        for head in (model.document_head, model.span_head):  # visible probability differences
+            head.linear.weight.mul_(20)
+    windows = torch.randint(0, VOCAB, (8, 96), generator=torch.Generator().manual_seed(seed))
+    fit_codebooks(model, windows, progress=False)
+    return model
+
+
+@torch.no_grad()
+def dense(model: VQTransformer, ids: list[int], pos: torch.Tensor):
+    """The dense reference on the same ids and position ids."""
+    return model(torch.tensor([ids]), pos.clone()[None], return_attn=True)

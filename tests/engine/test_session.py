@@ -1,0 +1,153 @@
+"""Equivalence: after any edit sequence the session equals a fresh dense forward.
+
+Same tokens, same position ids (whatever the policy chose), VQ on: final states
+and document/span probabilities within 1e-4, and every layer's codes identical
+except where the dense forward itself sits on a tie (margin below ``TIE``).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from vqlsp.engine.edits import TokenEdit, apply_edits
+from vqlsp.engine.session import IncrementalSession
+
+from .models import VOCAB, dense, tiny_model
+
+TOL = 1e-4
+TIE = 1e-4
+
+
+def check_against_dense(session: IncrementalSession, model) -> bool:
+    """Assert the session equals the dense forward. False when a dense tie let a code differ
+    (legitimately); the caller then stops comparing that sequence."""
+    ids = session.token_ids
+    n = len(ids)
+    spans = [(0, n)] if n < 2 else [(0, n // 2), (n // 2, n)]
+    out = session.outputs(spans=spans if n else None, hidden=True)
+    if not n:
+        prior = torch.softmax(model.document_head.linear.bias.float(), -1)
+        torch.testing.assert_close(out.probabilities, prior, atol=TOL, rtol=0)
+        return True
+    ref = dense(model, ids, session.position_ids)
+    for layer in range(model.cfg.depth):
+        differ = session.codes(layer).long() != ref.codes[layer][0]
+        if bool(differ.any()):
+            margins = ref.margins[layer][0][differ]
+            assert bool((margins < TIE).all()), f"layer {layer}: codes differ at margins {margins.tolist()}"
+            return False
+    torch.testing.assert_close(out.hidden, ref.hidden[0], atol=TOL, rtol=0)
+    probs = torch.softmax(model.document_head(ref.hidden).float()[0], -1)
+    torch.testing.assert_close(out.probabilities, probs, atol=TOL, rtol=0)
+    span_probs = torch.softmax(model.span_head(ref.hidden[0], spans).float(), -1)
+    torch.testing.assert_close(out.spans, span_probs, atol=TOL, rtol=0)
+    return True
+
+
+@st.composite
+def edit_call(draw, n: int) -> list[TokenEdit]:
+    """One ``apply`` call: 1-3 non-overlapping edits (insert / delete / replace anywhere), or a
+    rewrite of the whole document (possibly to empty)."""
+    token = st.integers(0, VOCAB - 1)
+    if draw(st.integers(0, 9)) == 0:
+        return [TokenEdit(0, n, tuple(draw(st.lists(token, max_size=12))))]
+    count = draw(st.integers(1, 3))
+    cuts = sorted(draw(st.lists(st.integers(0, n), min_size=2 * count, max_size=2 * count)))
+    edits, last = [], None
+    for i in range(count):
+        start, stop = cuts[2 * i], cuts[2 * i + 1]
+        end = min(stop, start + draw(st.integers(0, 3)))
+        new = tuple(draw(st.lists(token, max_size=3)))
+        if (start, end) == last or (start == end and not new):
+            continue
+        edits.append(TokenEdit(start, end, new))
+        last = (start, end)
+    return edits
+
+
+def run_sequence(data, variant: str, policy: str, pooling: str = "mean", max_drift: int = 8) -> None:
+    model = tiny_model(variant, pooling=pooling)
+    ids = data.draw(st.lists(st.integers(0, VOCAB - 1), max_size=40), label="initial")
+    # 0: always update accumulators; 3: the default switch to full attention when many keys change
+    ratio = data.draw(st.sampled_from([0.0, 3.0]), label="update_cost_ratio")
+    session = IncrementalSession(model, ids, policy, max_drift=max_drift, update_cost_ratio=ratio)
+    if not check_against_dense(session, model):
+        return
+    for _ in range(data.draw(st.integers(1, 6), label="calls")):
+        edits = data.draw(edit_call(len(ids)), label="edits")
+        session.apply(edits)
+        ids = apply_edits(ids, edits)
+        assert session.token_ids == ids
+        if not check_against_dense(session, model):
+            return
+
+
+SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@pytest.mark.parametrize("policy", ["stable", "exact"])
+@pytest.mark.parametrize("variant", ["llama", "opt"])
+@SETTINGS
+@given(data=st.data())
+def test_random_edits_equal_dense(variant, policy, data):
+    run_sequence(data, variant, policy)
+
+
+@pytest.mark.parametrize("variant", ["opt-post-ln", "llama-mqa-3layers"])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_other_block_forms_equal_dense(variant, data):
+    run_sequence(data, variant, "stable", pooling="last")
+
+
+def test_reuse_and_flip_paths_are_both_taken():
+    """On a longer document most rows keep their codes (margin check), some flip."""
+    model = tiny_model("llama")
+    gen = torch.Generator().manual_seed(3)
+    ids = torch.randint(0, VOCAB, (300,), generator=gen).tolist()
+    session = IncrementalSession(model, ids, "stable")
+    skipped = flipped = reused = 0
+    for step in range(20):
+        at = int(torch.randint(0, len(ids), (1,), generator=gen))
+        edit = TokenEdit(at, at + 1, (step,)) if step % 2 else TokenEdit(at, at, (step,))
+        stats = session.apply([edit])
+        ids = apply_edits(ids, [edit])
+        after = len(ids) - at
+        skipped += sum(after - s for s in stats.searched)
+        flipped += sum(stats.code_flips)
+        reused += sum(len(ids) - r for r in stats.rows_changed)
+        assert check_against_dense(session, model)
+    assert skipped > 0 and flipped > 0 and reused > 0
+
+
+def test_positions_follow_the_policy():
+    model = tiny_model("opt")
+    stable = IncrementalSession(model, list(range(10)), "stable", max_drift=100)
+    stable.apply([TokenEdit(3, 3, (7, 8)), TokenEdit(6, 7)])
+    assert stable.position_ids.tolist() == [0, 1, 2, 2, 2, 3, 4, 5, 7, 8, 9]
+    exact = IncrementalSession(model, list(range(10)), "exact")
+    exact.apply([TokenEdit(3, 3, (7, 8))])
+    assert exact.position_ids.tolist() == list(range(12))
+
+
+def test_stable_policy_reindexes_past_the_drift_bound():
+    model = tiny_model("llama")
+    session = IncrementalSession(model, list(range(20)), "stable", max_drift=3)
+    assert not session.apply([TokenEdit(0, 3)]).reindexed
+    stats = session.apply([TokenEdit(0, 1)])
+    assert stats.reindexed and session.position_ids.tolist() == list(range(16))
+    assert check_against_dense(session, model)
+
+
+def test_rejects_bad_edits():
+    session = IncrementalSession(tiny_model("llama"), [1, 2, 3])
+    with pytest.raises(ValueError):
+        session.apply([TokenEdit(2, 5)])
+    with pytest.raises(ValueError):
+        session.apply([TokenEdit(0, 2), TokenEdit(1, 3)])
+    with pytest.raises(ValueError):
+        session.apply([TokenEdit(1, 1, (4,)), TokenEdit(1, 1, (5,))])
+    assert session.token_ids == [1, 2, 3]
