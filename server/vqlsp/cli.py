@@ -160,12 +160,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.set_defaults(run=cmd_fit_head)
 
-    bench = sub.add_parser("bench", help="benchmarks (print a table, write JSON)")
-    bench_sub = bench.add_subparsers(dest="bench", required=True)
-    for name, module, text in BENCHES:
-        p = bench_sub.add_parser(name, help=text)
-        bench_module(module).add_arguments(p)
-        p.set_defaults(run=lambda a, m=module: bench_module(m).run(a))
+    p = sub.add_parser(
+        "bench", help="benchmarks (print a table, write JSON)",
+        description="benchmarks: " + "; ".join(f"{name}: {text}" for name, _, text in BENCHES),
+    )
+    p.add_argument("bench", choices=[name for name, _, _ in BENCHES], help="which benchmark")
+    p.add_argument("bench_args", nargs=argparse.REMAINDER, help="its options (vqlsp bench NAME --help)")
+    p.set_defaults(run=cmd_bench)
     return parser
 
 
@@ -175,10 +176,15 @@ BENCHES = [
 ]
 
 
-def bench_module(name: str):
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Import only the benchmark that runs (each may need its own heavy modules)."""
     import importlib
 
-    return importlib.import_module(f"vqlsp.bench.{name}")
+    module_name = next(module for name, module, _ in BENCHES if name == args.bench)
+    module = importlib.import_module(f"vqlsp.bench.{module_name}")
+    parser = argparse.ArgumentParser(prog=f"vqlsp bench {args.bench}")
+    module.add_arguments(parser)
+    return module.run(parser.parse_args(args.bench_args))
 
 
 def user_errors() -> tuple[type[BaseException], ...]:
