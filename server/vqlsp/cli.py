@@ -1,4 +1,4 @@
-"""The ``vqlsp`` command line: ``classify | info | bench | fit-codebooks | fit-head``.
+"""The ``vqlsp`` command line: ``serve | demo | classify | info | bench | fit-codebooks | fit-head``.
 
 Errors a user can cause (a missing model, a bad checkpoint, a file that is not
 text, a missing package) end in one line on stderr and exit code 2; anything
@@ -99,6 +99,25 @@ def _head_line(head) -> str:
     return f"{len(head.labels)} labels ({', '.join(head.labels)})"
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    import logging
+
+    from .lsp.server import serve
+
+    logging.basicConfig(
+        level=getattr(logging, args.log_level.upper()), filename=args.log_file,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    serve(args.tcp, dense=args.dense, threads=args.threads)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .lsp.demo import run_demo
+
+    return run_demo(args)
+
+
 def cmd_fit_codebooks(args: argparse.Namespace) -> int:
     from .model.device import resolve_device
     from .train.default_model import fit_default_codebooks
@@ -145,6 +164,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_info)
 
+    p = sub.add_parser("serve", help="run the language server (stdio, or --tcp HOST:PORT)")
+    p.add_argument("--tcp", metavar="HOST:PORT", help="listen on TCP instead of stdio")
+    p.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--log-file", help="log here instead of stderr")
+    p.add_argument("--threads", type=int, help="torch threads for inference (default: $VQLSP_THREADS, else 1)")
+    p.add_argument("--dense", action="store_true", help=argparse.SUPPRESS)  # benchmark baseline
+    p.set_defaults(run=cmd_serve)
+
+    p = sub.add_parser("demo", help="replay a scripted editing session against the real server")
+    model_options(p)
+    p.add_argument("--file", help="document to open (default: the bundled sample)")
+    p.add_argument("--script", help="JSON edit script (default: the bundled one)")
+    p.add_argument("--debounce-ms", type=float, default=30.0, help="server debounce (default 30)")
+    p.add_argument("--typing-ms", type=float, default=80.0, help="pause between typed keystrokes (default 80)")
+    p.add_argument("--json", action="store_true", help="print one JSON object per edit")
+    p.set_defaults(run=cmd_demo)
+
     p = sub.add_parser("fit-codebooks", help="fit the default base's VQ codebooks by k-means on BBC News")
     p.add_argument("--out", required=True, help="checkpoint directory to write")
     p.add_argument("--k", type=int, default=64, help="codes per (layer, head)")
@@ -172,6 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 BENCHES = [
     ("text", "text_bench", "per-keystroke cost of text -> token edits"),
+    ("lsp", "lsp_bench", "keystroke-to-publish latency at a client over real stdio"),
     ("engine", "engine_bench", "incremental engine vs dense and prefix-cache re-runs (ops, ms)"),
 ]
 

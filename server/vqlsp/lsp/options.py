@@ -1,0 +1,195 @@
+"""Server options: nested dataclasses with a default for every field.
+
+Clients send camelCase JSON (``initializationOptions``, the ``vqlsp`` settings
+section of ``workspace/didChangeConfiguration`` or ``workspace/configuration``);
+``parse_options`` converts it at the boundary. Unknown keys and invalid values
+never stop the server: each becomes a problem message (logged and shown to the
+user once by the server) and the field keeps its default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+SEVERITIES = ("error", "warning", "information", "hint")
+POSITION_POLICIES = ("stable", "exact")
+DEVICES = ("auto", "cpu", "cuda")
+UNITS = ("sentence", "paragraph")
+DEFAULT_LANGUAGES = ("plaintext", "markdown", "restructuredtext", "latex", "git-commit")
+SECTION = "vqlsp"
+
+
+@dataclass(frozen=True)
+class DiagnosticOptions:
+    threshold: float = 0.8  # a span gets a diagnostic when its top label's probability reaches this
+    severity: str = "information"  # one of SEVERITIES
+    unit: str | None = None  # "sentence" | "paragraph"; None = the span head's own training unit
+
+
+@dataclass(frozen=True)
+class Options:
+    model: str | None = None  # checkpoint directory; None = the embedded default model
+    device: str = "auto"
+    debounce_ms: float = 30.0  # quiet time after a keystroke before an update starts
+    position_policy: str = "stable"  # engine position ids under insertion: "stable" | "exact"
+    # over all open documents' cached engine states (LRU eviction); SmolLM2's exact state is
+    # ~255 KiB per token, so 2 GiB holds about four 2k-token documents
+    memory_budget_mb: float = 2048.0
+    max_document_tokens: int = 4096  # longer documents are analysed up to this many tokens
+    languages: tuple[str, ...] = DEFAULT_LANGUAGES  # languageIds the server analyses
+    diagnostics: DiagnosticOptions = field(default_factory=DiagnosticOptions)
+
+
+def camel_to_snake(name: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower()
+
+
+def snake_to_camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def parse_options(raw: Any) -> tuple[Options, list[str]]:
+    """camelCase JSON -> ``(Options, problems)``; every problem names its key.
+
+    ``raw`` may be the options object itself or ``{"vqlsp": {...}}`` (a whole
+    settings tree); ``None`` means all defaults.
+    """
+    problems: list[str] = []
+    if raw is None:
+        return Options(), problems
+    if isinstance(raw, dict) and set(raw) == {SECTION}:
+        raw = raw[SECTION]
+        if raw is None:
+            return Options(), problems
+    if not isinstance(raw, dict):
+        return Options(), [f"options must be an object, got {type(raw).__name__}"]
+    return _build(Options, raw, "", problems), problems
+
+
+def _build(cls: type, raw: dict[str, Any], prefix: str, problems: list[str]):
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        name = camel_to_snake(key)
+        where = prefix + key
+        if name not in fields:
+            problems.append(f"unknown option {where!r} (ignored)")
+            continue
+        default = _default(fields[name])
+        if dataclasses.is_dataclass(default):
+            if isinstance(value, dict):
+                values[name] = _build(type(default), value, where + ".", problems)
+            elif value is not None:
+                problems.append(f"option {where!r} must be an object (using defaults)")
+            continue
+        if value is None and name not in NULLABLE:
+            continue  # null = "use the default" for any field
+        try:
+            values[name] = VALIDATORS[name](value)
+        except (TypeError, ValueError) as exc:
+            problems.append(f"invalid option {where!r}: {exc} (using {_show(default)})")
+    return cls(**values)
+
+
+NULLABLE = {"model", "unit"}
+
+
+def _default(f: dataclasses.Field) -> Any:
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return f.default
+
+
+def _show(value: Any) -> str:
+    return "null" if value is None else repr(list(value) if isinstance(value, tuple) else value)
+
+
+def _choice(choices: tuple[str, ...], nullable: bool = False):
+    def check(value: Any) -> str | None:
+        if value is None and nullable:
+            return None
+        if value not in choices:
+            raise ValueError(f"{value!r} is not one of {', '.join(choices)}")
+        return value
+
+    return check
+
+
+def _number(low: float, high: float, kind: type = float):
+    def check(value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"{value!r} is not a number")
+        if not low <= value <= high:
+            raise ValueError(f"{value!r} is outside [{low}, {high}]")
+        if kind is int and value != int(value):
+            raise ValueError(f"{value!r} is not an integer")
+        return kind(value)
+
+    return check
+
+
+def _path_or_null(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise TypeError(f"{value!r} is not a path")
+    return value
+
+
+def _languages(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise TypeError("must be a list of languageIds")
+    return tuple(value)
+
+
+VALIDATORS = {
+    "model": _path_or_null,
+    "device": _choice(DEVICES),
+    "debounce_ms": _number(0, 10_000),
+    "position_policy": _choice(POSITION_POLICIES),
+    "memory_budget_mb": _number(0, 1 << 20),
+    "max_document_tokens": _number(1, 1 << 20, int),
+    "languages": _languages,
+    "threshold": _number(0.0, 1.0),
+    "severity": _choice(SEVERITIES),
+    "unit": _choice(UNITS, nullable=True),
+}
+
+
+def settings_payload(settings: Any) -> dict[str, Any] | None:
+    """The vqlsp options inside a ``didChangeConfiguration`` payload, or None if it has none.
+
+    Accepts ``{"vqlsp": {...}}`` and the options object itself (recognised by at
+    least one option name); a payload for other sections only is not ours.
+    """
+    if not isinstance(settings, dict):
+        return None
+    if SECTION in settings:
+        return settings[SECTION] if isinstance(settings[SECTION], dict) else {}
+    known = {f.name for f in dataclasses.fields(Options)}
+    return settings if any(camel_to_snake(k) in known for k in settings) else None
+
+
+def changed_fields(old: Options, new: Options) -> set[str]:
+    """Names of the options (``diagnostics.*`` flattened) that differ."""
+    out = {f.name for f in dataclasses.fields(Options) if f.name != "diagnostics" and getattr(old, f.name) != getattr(new, f.name)}
+    out |= {
+        f"diagnostics.{f.name}"
+        for f in dataclasses.fields(DiagnosticOptions)
+        if getattr(old.diagnostics, f.name) != getattr(new.diagnostics, f.name)
+    }
+    return out
+
+
+def merge_settings(base: Any, override: Any) -> Any:
+    """Deep-merge two raw (camelCase) settings objects; ``override`` wins."""
+    if isinstance(base, dict) and isinstance(override, dict):
+        out = dict(base)
+        for key, value in override.items():
+            out[key] = merge_settings(base.get(key), value) if key in base else value
+        return out
+    return base if override is None else override
