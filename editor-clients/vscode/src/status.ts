@@ -1,0 +1,91 @@
+/**
+ * What the status bar shows: the latest classification of each document, and
+ * how it reads as text and tooltip. Pure, so it is tested without an editor.
+ */
+
+import type { Classification } from './protocol';
+
+/** Latest classification per document URI; a result for an older version never replaces a newer one. */
+export class ClassificationStore {
+  private readonly byUri = new Map<string, Classification>();
+
+  /** Records `c`; returns false if it is older than what is already known for its document. */
+  update(c: Classification): boolean {
+    const known = this.byUri.get(c.uri);
+    if (known && known.version !== null && c.version !== null && c.version < known.version) {
+      return false;
+    }
+    this.byUri.set(c.uri, c);
+    return true;
+  }
+
+  get(uri: string): Classification | undefined {
+    return this.byUri.get(uri);
+  }
+
+  forget(uri: string): void {
+    this.byUri.delete(uri);
+  }
+
+  clear(): void {
+    this.byUri.clear();
+  }
+}
+
+export function percent(p: number, digits = 0): string {
+  return `${(p * 100).toFixed(digits)}%`;
+}
+
+/** Probability of the winning label (the label's own entry; 0 if the server left it out). */
+export function labelProbability(c: Classification): number {
+  return c.probabilities[c.label] ?? 0;
+}
+
+/** Status bar text, e.g. "$(symbol-keyword) sport 87%". */
+export function statusText(c: Classification): string {
+  return `$(symbol-keyword) ${c.label} ${percent(labelProbability(c))}`;
+}
+
+/** Status bar tooltip: all probabilities, then what the update cost. */
+export function statusTooltip(c: Classification): string {
+  const ranked = Object.entries(c.probabilities).sort((a, b) => b[1] - a[1]);
+  const lines = [`vqlsp: ${c.label} (${percent(labelProbability(c), 1)})`, ''];
+  for (const [label, p] of ranked) {
+    lines.push(`${label}: ${percent(p, 1)}`);
+  }
+  lines.push(
+    '',
+    `reused ${percent(c.reused_fraction)} of the work · ${c.ms.toFixed(1)} ms · ${c.tokens} tokens`,
+    `version ${c.version ?? '?'}`,
+  );
+  return lines.join('\n');
+}
+
+/** Multi-line report for "vqlsp: Show Compute Stats", from `vqlsp.documentStats`. */
+export function statsReport(stats: Record<string, unknown>): string {
+  const lines: string[] = [];
+  for (const [key, value] of Object.entries(stats)) {
+    lines.push(`${key}: ${typeof value === 'string' ? value : JSON.stringify(value)}`);
+  }
+  return lines.join('\n');
+}
+
+/** One-line summary of `vqlsp.documentStats` for a notification. */
+export function statsSummary(stats: Record<string, unknown>): string {
+  const parts: string[] = [];
+  if (typeof stats.label === 'string') {
+    const probabilities = stats.probabilities as Record<string, number> | undefined;
+    const p = probabilities?.[stats.label];
+    parts.push(`${stats.label}${typeof p === 'number' ? ` ${percent(p)}` : ''}`);
+  }
+  if (typeof stats.tokens === 'number') {
+    parts.push(`${stats.tokens} tokens`);
+  }
+  if (typeof stats.reused_fraction === 'number') {
+    parts.push(`reused ${percent(stats.reused_fraction)}`);
+  }
+  if (typeof stats.ms === 'number') {
+    parts.push(`${stats.ms.toFixed(1)} ms`);
+  }
+  return `vqlsp: ${parts.join(' · ') || 'no stats yet'}`;
+}

@@ -1,0 +1,218 @@
+-- One editing session with the real server, through the plugin's setup():
+-- open a document, get a classification and diagnostics, edit it with buffer
+-- APIs, get results for the new version, then the commands, hover, restart and
+-- :checkhealth. The position encoding offered is $VQLSP_ENCODING only, so the
+-- session is a utf-8 or a utf-16 one; the text has multi-byte and astral
+-- characters before the edits, where the encodings disagree on columns.
+local encoding = assert(T.env.VQLSP_ENCODING)
+local vqlsp = require('vqlsp')
+local status = require('vqlsp.status')
+
+local bufnr
+local client
+local classifications = {}
+
+local function buffer_text()
+  local lines = vim.api.nvim_buf_get_lines(bufnr, 0, -1, false)
+  return table.concat(lines, '\n') .. (vim.bo[bufnr].eol and '\n' or '')
+end
+
+local function lsp_version()
+  return vim.lsp.util.buf_versions[bufnr]
+end
+
+--- Waits for the classification of the buffer's current version and checks it
+--- was computed on exactly the buffer's text.
+local function wait_current_classification()
+  local version = lsp_version()
+  T.wait('classification of version ' .. version, function()
+    local c = status.results[bufnr]
+    return c ~= nil and c.version == version
+  end)
+  local c = status.results[bufnr]
+  T.eq(c.textHash, vim.fn.sha256(buffer_text()), "server's text hash (its copy of the document)")
+  return c
+end
+
+local function vqlsp_diagnostics()
+  return vim.diagnostic.get(bufnr, { namespace = nil })
+end
+
+--- Diagnostics must cover whole characters: no range edge inside a UTF-8 sequence.
+local function check_ranges(diagnostics)
+  for _, d in ipairs(diagnostics) do
+    T.eq(d.source, 'vqlsp', 'diagnostic source')
+    for _, edge in ipairs({ { d.lnum, d.col }, { d.end_lnum, d.end_col } }) do
+      local line = vim.api.nvim_buf_get_lines(bufnr, edge[1], edge[1] + 1, false)[1] or ''
+      T.ok(edge[2] <= #line, string.format('column %d within line %d (%d bytes)', edge[2], edge[1], #line))
+      local byte = line:byte(edge[2] + 1)
+      T.ok(byte == nil or byte < 0x80 or byte >= 0xC0, string.format('edge %d:%d on a character boundary', edge[1], edge[2]))
+    end
+  end
+end
+
+local function diagnostic_texts()
+  local texts = {}
+  for _, d in ipairs(vqlsp_diagnostics()) do
+    local text = vim.api.nvim_buf_get_text(bufnr, d.lnum, d.col, d.end_lnum, d.end_col, {})
+    texts[#texts + 1] = vim.trim(table.concat(text, '\n'))
+  end
+  return texts
+end
+
+local function contains(list, wanted)
+  for _, item in ipairs(list) do
+    if item == wanted then
+      return true
+    end
+  end
+  return false
+end
+
+return {
+  { 'setup() starts the server for a markdown buffer', function()
+    vim.api.nvim_create_autocmd('User', {
+      pattern = 'VqlspClassification',
+      callback = function(args)
+        classifications[#classifications + 1] = args.data.classification
+      end,
+    })
+    vqlsp.setup({
+      cmd = vim.json.decode(T.env.VQLSP_CMD),
+      settings = {
+        model = T.env.VQLSP_MODEL,
+        device = 'cpu',
+        debounceMs = 0,
+        maxDocumentTokens = 512,
+        diagnostics = { threshold = 0.5, severity = 'warning' },
+      },
+      position_encodings = { encoding },
+      virtual_text = true,
+    })
+    vim.cmd.edit(vim.fn.fnameescape(T.env.VQLSP_DOCUMENT))
+    bufnr = vim.api.nvim_get_current_buf()
+    T.eq(vim.bo[bufnr].filetype, 'markdown', 'filetype')
+    T.wait('vqlsp to attach and initialize', function()
+      client = vqlsp.clients(bufnr)[1]
+      return client ~= nil and client.initialized
+    end)
+    T.eq(client.offset_encoding, encoding, 'negotiated position encoding')
+    T.eq(client.config.get_language_id(bufnr, 'markdown'), 'markdown', 'languageId')
+    T.eq(client.config.get_language_id(bufnr, 'text'), 'plaintext', 'languageId of text')
+  end },
+
+  { 'receives a classification and diagnostics for the opened document', function()
+    local c = wait_current_classification()
+    T.ok(c.probabilities[c.label] ~= nil, 'label among probabilities')
+    T.eq(vim.tbl_count(c.probabilities), 3, 'three document labels')
+    T.ok(c.tokens > 0, 'tokens counted')
+    T.wait('diagnostics', function()
+      return #vqlsp_diagnostics() >= 2
+    end)
+    check_ranges(vqlsp_diagnostics())
+    T.eq(vqlsp_diagnostics()[1].severity, vim.diagnostic.severity.WARN, 'severity from settings')
+    T.ok(contains(diagnostic_texts(), 'Fans 😀 cheered!'), 'a sentence after the astral character, got ' .. vim.inspect(diagnostic_texts()))
+    T.eq(vqlsp.statusline(bufnr), 'vqlsp: ' .. status.format(c), 'statusline')
+    local marks = vim.api.nvim_buf_get_extmarks(bufnr, status.ns, 0, -1, { details = true })
+    T.eq(#marks, 1, 'one virtual text mark')
+    T.eq(marks[1][4].virt_text[1][1], 'vqlsp: ' .. status.format(c), 'virtual text')
+    T.ok(#classifications >= 1, 'User VqlspClassification fired')
+  end },
+
+  { 'buffer edits give results for the new version', function()
+    local first_version = lsp_version()
+    local line = vim.api.nvim_buf_get_lines(bufnr, 0, 1, false)[1]
+    -- insert after the emoji (byte column: Neovim converts to the session's encoding)
+    local at = assert(line:find(' cheered', 1, true))
+    vim.api.nvim_buf_set_text(bufnr, 0, at, 0, at, { 'really ' })
+    -- replace a range that contains a multi-byte character ("2–1")
+    local s, e = line:find('2–1', 1, true)
+    vim.api.nvim_buf_set_text(bufnr, 0, s - 1, 0, e, { 'two—one' })
+    -- a whole new line, and a deletion on the second line
+    vim.api.nvim_buf_set_lines(bufnr, 2, 2, false, { 'A brand new sentence arrives here.' })
+    local second = vim.api.nvim_buf_get_lines(bufnr, 1, 2, false)[1]
+    local m = assert(second:find(' sharply', 1, true))
+    vim.api.nvim_buf_set_text(bufnr, 1, m - 1, 1, m - 1 + #' sharply', { '' })
+    T.eq(vim.api.nvim_buf_get_lines(bufnr, 0, -1, false), {
+      'The match ended two—one after extra time. Fans 😀 really cheered!',
+      'Shares fell on Monday.',
+      'A brand new sentence arrives here.',
+    }, 'buffer after edits')
+    T.ok(lsp_version() > first_version, 'version advanced')
+    wait_current_classification()
+    T.wait('diagnostics of the new text', function()
+      local texts = diagnostic_texts()
+      return contains(texts, 'A brand new sentence arrives here.') and contains(texts, 'Fans 😀 really cheered!')
+    end)
+    check_ranges(vqlsp_diagnostics())
+  end },
+
+  { 'many small edits (typing) converge on the final text', function()
+    for i = 1, 20 do
+      local last = vim.api.nvim_buf_line_count(bufnr) - 1
+      local text = vim.api.nvim_buf_get_lines(bufnr, last, last + 1, false)[1]
+      vim.api.nvim_buf_set_text(bufnr, last, #text, last, #text, { i % 5 == 0 and ' é' or 'x' })
+    end
+    local c = wait_current_classification()
+    T.eq(c.version, lsp_version(), 'latest version classified')
+  end },
+
+  { ':VqlspStatus shows the compute stats of this buffer', function()
+    T.messages = {}
+    vim.cmd('VqlspStatus')
+    T.wait('the stats message', function()
+      return #T.messages > 0
+    end)
+    local msg = T.messages[1].msg
+    T.ok(msg:find('vqlsp: ' .. status.results[bufnr].label, 1, true), 'label in ' .. msg)
+    T.ok(msg:find('version: ' .. lsp_version(), 1, true), 'current version in ' .. msg)
+    T.ok(msg:find('textHash: ' .. vim.fn.sha256(buffer_text()), 1, true), 'text hash in ' .. msg)
+  end },
+
+  { 'hover shows the document label', function()
+    local responses = vim.lsp.buf_request_sync(bufnr, 'textDocument/hover', {
+      textDocument = { uri = vim.uri_from_bufnr(bufnr) },
+      position = { line = 1, character = 2 },
+    }, T.timeout)
+    local result = assert(responses and responses[client.id] and responses[client.id].result, 'hover result')
+    T.eq(result.contents.kind, 'markdown', 'hover kind')
+    T.ok(result.contents.value:find(status.results[bufnr].label, 1, true), 'label in hover: ' .. result.contents.value)
+  end },
+
+  { 'settings changes reach the server', function()
+    vqlsp.update_settings({
+      model = T.env.VQLSP_MODEL,
+      device = 'cpu',
+      debounceMs = 0,
+      maxDocumentTokens = 512,
+      diagnostics = { threshold = 1.0, severity = 'warning' },
+    })
+    -- pulled diagnostics refresh on the next change
+    vim.api.nvim_buf_set_lines(bufnr, -1, -1, false, { 'One more line.' })
+    wait_current_classification()
+    T.wait('diagnostics to disappear at threshold 1.0', function()
+      return #vqlsp_diagnostics() == 0
+    end)
+  end },
+
+  { ':VqlspRestart starts a new server for the same buffer', function()
+    local old = client.id
+    vim.cmd('VqlspRestart')
+    T.wait('a new initialized client', function()
+      client = vqlsp.clients(bufnr)[1]
+      return client ~= nil and client.id ~= old and client.initialized
+    end)
+    T.eq(vim.lsp.get_client_by_id(old), nil, 'old client gone')
+    wait_current_classification()
+  end },
+
+  { ':checkhealth vqlsp reports no errors', function()
+    vim.cmd('checkhealth vqlsp')
+    local report = table.concat(vim.api.nvim_buf_get_lines(0, 0, -1, false), '\n')
+    vim.cmd('bwipeout')
+    T.ok(report:find('OK Neovim', 1, true), report)
+    T.ok(report:find('OK server: ', 1, true), 'server version in ' .. report)
+    T.ok(report:find('position encoding ' .. encoding, 1, true), report)
+    T.ok(not report:find('ERROR', 1, true), report)
+  end },
+}
