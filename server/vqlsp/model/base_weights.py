@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -101,6 +102,8 @@ def load_default_base(device: str | None = None):
     directory = base_cache_dir()
     weights_path, config_path = directory / "model.safetensors", directory / "config.json"
     if not (weights_path.is_file() and config_path.is_file()):
+        # stderr, never stdout: stdout may be an LSP channel
+        print(f"vqlsp: converting the default model's GGUF to {directory} (once, about 20 s)", file=sys.stderr)
         model = convert_gguf(gguf_path())
         base = {k: v.contiguous() for k, v in model.state_dict().items() if not k.endswith("vq.codebook")}
         write_atomically(weights_path, lambda tmp: save_file(base, str(tmp), metadata={"format": "pt"}))
