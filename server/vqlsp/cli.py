@@ -73,7 +73,8 @@ def cmd_info(args: argparse.Namespace) -> int:
         "model": str(directory),
         "base weights": (config.get("base") or {}).get("source") or "included",
         "architecture": f"{cfg.arch}: {cfg.n_layers} layers, d_model {cfg.d_model}, "
-        f"{cfg.n_heads} heads x {cfg.d_head} ({cfg.n_kv_heads} kv), {cfg.positions} positions",
+        f"{cfg.n_heads} heads x {cfg.d_head} ({cfg.n_kv_heads} kv), {cfg.positions} positions"
+        + (f"; heads read layer {cfg.depth} (early exit)" if cfg.exit_layer else ""),
         "vq": f"K={cfg.vq.codebook_size} codes per (layer, head), {'on' if cfg.vq.enabled else 'off'}",
         "parameters": f"{params / 1e6:.1f}M ({codebook / 1e6:.2f}M in codebooks)",
         "document head": _head_line(model.document_head),
@@ -81,9 +82,9 @@ def cmd_info(args: argparse.Namespace) -> int:
         "device": str(resolve_device(args.device)),
         "cache": str(cache_dir()),
     }
-    doc_info = (config.get("info") or {}).get("document_head") or {}
-    if "test_accuracy" in doc_info:
-        rows["document head accuracy"] = f"{doc_info['test_accuracy']:.1%} on {doc_info.get('test_examples')} held-out examples"
+    accuracy = (config.get("info") or {}).get("test_accuracy") or {}
+    for task, value in accuracy.items():
+        rows[f"{task} head test accuracy"] = f"{value:.1%}"
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
@@ -196,6 +197,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.set_defaults(run=cmd_fit_head)
 
+    p = sub.add_parser("train", help="train the default model: codebooks, VQ-aware fine-tuning, heads (resumable)")
+    train_commands().add_train_arguments(p)
+    p.set_defaults(run=lambda a: train_commands().run_train(a))
+
+    p = sub.add_parser("eval", help="test-set accuracy, dense vs VQ, stable-vs-exact agreement (JSON)")
+    train_commands().add_eval_arguments(p)
+    p.set_defaults(run=lambda a: train_commands().run_eval(a))
+
     p = sub.add_parser(
         "bench", help="benchmarks (print a table, write JSON)",
         description="benchmarks: " + "; ".join(f"{name}: {text}" for name, _, text in BENCHES),
@@ -211,6 +220,12 @@ BENCHES = [
     ("lsp", "lsp_bench", "keystroke-to-publish latency at a client over real stdio"),
     ("engine", "engine_bench", "incremental engine vs dense and prefix-cache re-runs (ops, ms)"),
 ]
+
+
+def train_commands():
+    import importlib
+
+    return importlib.import_module("vqlsp.train.commands")
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

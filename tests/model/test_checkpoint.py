@@ -85,3 +85,36 @@ def test_unknown_model_config_key(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(config))
     with pytest.raises(CheckpointError, match="unknown model config keys: flash"):
         load_checkpoint(tmp_path)
+
+
+def test_low_rank_deltas_round_trip_and_mark_version_2(tmp_path):
+    from vqlsp.model.checkpoint import DELTA_U, register_base
+
+    def base():
+        torch.manual_seed(0)
+        return VQTransformer(ModelConfig.tiny("llama")).eval()
+
+    register_base("test:tiny-llama", base)
+    model = base()
+    torch.manual_seed(1)
+    with torch.no_grad():  # a rank-2 update of one projection, a full change of a norm
+        q = model.blocks[0].q.weight
+        q += torch.randn(q.shape[0], 2) @ torch.randn(2, q.shape[1]) * 0.1
+        model.blocks[1].norm1.weight += 0.5
+    model.set_heads(DocumentHead(64, ["a", "b"]), None)
+    save_checkpoint(model, tmp_path, base_source="test:tiny-llama", external_base=True, delta_rank=4)
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["format_version"] == 2
+    from safetensors.torch import load_file
+
+    stored = load_file(str(tmp_path / "model.safetensors"))
+    assert "blocks.0.q.weight" + DELTA_U in stored and "blocks.0.q.weight" not in stored
+    assert "blocks.1.norm1.weight" in stored
+    loaded = load_checkpoint(tmp_path)
+    torch.testing.assert_close(loaded.blocks[0].q.weight, model.blocks[0].q.weight, atol=1e-5, rtol=0)
+    ids = torch.randint(0, 256, (1, 12))
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(ids, vq=False).hidden, model(ids, vq=False).hidden, atol=1e-4, rtol=0)
+    # without a low-rank change nothing is factored and the version stays 1
+    save_checkpoint(base(), tmp_path / "plain", base_source="test:tiny-llama", external_base=True, delta_rank=4)
+    assert json.loads((tmp_path / "plain" / "config.json").read_text())["format_version"] == 1

