@@ -87,5 +87,6 @@ def fit_document_head(directory: Path, *, tokens: int = 256, device: str = "cpu"
         "test_accuracy": round(test_acc, 4),
         "test_examples": len(targets["test"]),
     }
+    info["test_accuracy"] = {"document": round(test_acc, 4)}
     save_checkpoint(model.cpu(), directory, base_source=DEFAULT_BASE, external_base=True, info=info)
     return info
