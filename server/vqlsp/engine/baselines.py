@@ -12,7 +12,6 @@ function of the same ids and position ids) and the same operation counter.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 
 import torch
@@ -22,7 +21,7 @@ from .edits import TokenEdit, apply_edits
 from .ops import CostModel, OpCounter, causal_pairs, dense_ops
 from .plan import EditPlan
 from .positions import DEFAULT_MAX_DRIFT, PositionPolicy, make_policy
-from .results import Outputs, UpdateStats, head_outputs, pool_hidden
+from .results import Outputs, UpdateStats, head_outputs, pool_hidden, timed_apply
 
 
 class _Strategy:
@@ -53,19 +52,14 @@ class _Strategy:
 
     @torch.no_grad()
     def apply(self, edits: Sequence[TokenEdit]) -> UpdateStats:
-        start = time.perf_counter()
-        plan = EditPlan.build(self.n, edits)
-        stats = UpdateStats(tokens=plan.new_len)
-        if not plan.empty:
-            new_ids = torch.tensor(apply_edits(self.ids.tolist(), plan.edits), dtype=torch.long, device=self.device)
-            new_pos, stats.reindexed = self.policy.update(self.pos, plan)
-            self._update(new_ids, new_pos, stats)
-            self.ids, self.pos = new_ids, new_pos
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-        stats.ms = (time.perf_counter() - start) * 1e3
-        self.last_stats = stats
-        return stats
+        self.last_stats = timed_apply(self.n, edits, self.device, self._apply_plan)
+        return self.last_stats
+
+    def _apply_plan(self, plan: EditPlan, stats: UpdateStats) -> None:
+        new_ids = torch.tensor(apply_edits(self.ids.tolist(), plan.edits), dtype=torch.long, device=self.device)
+        new_pos, stats.reindexed = self.policy.update(self.pos, plan)
+        self._update(new_ids, new_pos, stats)
+        self.ids, self.pos = new_ids, new_pos
 
     def _update(self, ids: torch.Tensor, pos: torch.Tensor, stats: UpdateStats) -> None:
         raise NotImplementedError

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
 
+from .edits import TokenEdit
 from .ops import OpCounter
+from .plan import EditPlan
 
 
 @dataclass
@@ -37,6 +40,25 @@ class UpdateStats:
         if not self.rows_changed or not self.tokens:
             return 0.0
         return sum(self.rows_changed) / (len(self.rows_changed) * self.tokens)
+
+
+def timed_apply(
+    n: int, edits: Sequence[TokenEdit], device: torch.device, update: Callable[[EditPlan, UpdateStats], None]
+) -> UpdateStats:
+    """One ``apply`` call, timed the same way for every strategy so their ms compare.
+
+    Builds the plan for a document of ``n`` tokens, runs ``update(plan, stats)``
+    unless the edits change nothing, and synchronizes CUDA before the clock stops.
+    """
+    start = time.perf_counter()
+    plan = EditPlan.build(n, edits)
+    stats = UpdateStats(tokens=plan.new_len)
+    if not plan.empty:
+        update(plan, stats)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    stats.ms = (time.perf_counter() - start) * 1e3
+    return stats
 
 
 @dataclass

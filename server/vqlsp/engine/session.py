@@ -38,7 +38,7 @@ from .edits import TokenEdit
 from .ops import CostModel, OpCounter
 from .plan import EditPlan
 from .positions import DEFAULT_MAX_DRIFT, PositionPolicy, make_policy
-from .results import Outputs, UpdateStats, head_outputs
+from .results import Outputs, UpdateStats, head_outputs, timed_apply
 from .state import SessionState
 
 
@@ -124,16 +124,8 @@ class IncrementalSession:
     @torch.no_grad()
     def apply(self, edits: Sequence[TokenEdit]) -> UpdateStats:
         """Apply ``edits`` (offsets into the current tokens) and update every cached row that changes."""
-        start = time.perf_counter()
-        plan = EditPlan.build(self.n, edits)
-        stats = UpdateStats(tokens=plan.new_len)
-        if not plan.empty:
-            self._apply(plan, stats)
-        if self.state.device.type == "cuda":
-            torch.cuda.synchronize(self.state.device)
-        stats.ms = (time.perf_counter() - start) * 1e3
-        self.last_stats = stats
-        return stats
+        self.last_stats = timed_apply(self.n, edits, self.state.device, self._apply)
+        return self.last_stats
 
     @contextmanager
     def _stage(self, name: str):
