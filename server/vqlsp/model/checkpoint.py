@@ -127,8 +127,8 @@ def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -
         model = load_base(base.get("source"))
         if model.cfg.to_dict() | {"vq": None, "exit_layer": None} != cfg.to_dict() | {"vq": None, "exit_layer": None}:
             raise CheckpointError(f"{directory}: model config does not match its base {base.get('source')!r}")
-        model.cfg.vq, model.cfg.exit_layer = cfg.vq, cfg.exit_layer
-        _resize_codebooks(model, cfg)
+        model.cfg.exit_layer = cfg.exit_layer
+        model.set_vq(cfg.vq)
         partial = True
     else:
         model = VQTransformer(cfg)
@@ -208,13 +208,6 @@ def load_base(source: str | None) -> VQTransformer:
 
         return load_default_base()
     raise CheckpointError(f"unknown base weight source {source!r} (known: {DEFAULT_BASE})")
-
-
-def _resize_codebooks(model: VQTransformer, cfg: ModelConfig) -> None:
-    from .vq import VectorQuantizer
-
-    for block in model.blocks:
-        block.vq = VectorQuantizer(cfg.n_heads, cfg.d_head, cfg.vq.codebook_size, cfg.vq.commitment)
 
 
 def _attach_heads(model: VQTransformer, heads: dict[str, Any]) -> None:

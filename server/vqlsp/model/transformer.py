@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import ModelConfig
+from .config import ModelConfig, VQConfig
 from .heads import DocumentHead, SpanHead
 from .layers import Mlp, Rope, make_norm
 from .vq import Quantized, VectorQuantizer
@@ -126,6 +126,15 @@ class VQTransformer(nn.Module):
     @property
     def device(self) -> torch.device:
         return self.embed.weight.device
+
+    def set_vq(self, vq: VQConfig) -> None:
+        """Use other VQ settings: fresh (random) codebooks of ``vq.codebook_size`` in every block,
+        on the model's device. Fit or load them before use."""
+        self.cfg.vq = vq  # the blocks share this config object
+        for block in self.blocks:
+            block.vq = VectorQuantizer(self.cfg.n_heads, self.cfg.d_head, vq.codebook_size, vq.commitment).to(
+                self.device
+            )
 
     def set_heads(self, document: DocumentHead | None = None, span: SpanHead | None = None) -> None:
         self.document_head = document

@@ -31,11 +31,7 @@ def fit_default_codebooks(
 ) -> dict[str, Any]:
     torch.manual_seed(seed)
     model = load_default_base(device)
-    model.cfg.vq = VQConfig(codebook_size=k)
-    from ..model.checkpoint import _resize_codebooks
-
-    _resize_codebooks(model, model.cfg)
-    model.to(device)
+    model.set_vq(VQConfig(codebook_size=k))
     tokenizer = Tokenizer.from_file(str(default_tokenizer_path()))
     ids = token_windows([e.text for e in bbc_news("train")], tokenizer, length, windows)
     errors = fit_codebooks(model, ids, seed=seed)

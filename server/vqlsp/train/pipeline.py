@@ -130,12 +130,8 @@ def run_pipeline(
     if not (kmeans_dir / "config.json").is_file():
         started = time.time()
         model = load_base().to(device)
-        model.cfg.vq = VQConfig(codebook_size=cfg.k)
         model.cfg.exit_layer = cfg.exit_layer
-        from ..model.checkpoint import _resize_codebooks
-
-        _resize_codebooks(model, model.cfg)
-        model.to(device)
+        model.set_vq(VQConfig(codebook_size=cfg.k))
         cb_windows = windows[torch.randperm(len(windows), generator=torch.Generator().manual_seed(cfg.seed))]
         errors = fit_codebooks(model, cb_windows[: cfg.codebook_windows], seed=cfg.seed, progress=progress)
         heads = _fit_heads(model, data, progress)
