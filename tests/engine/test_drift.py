@@ -34,10 +34,9 @@ def test_two_thousand_edits_do_not_drift():
         if step % 250:
             continue
         ref = dense(model, ids, session.position_ids)
-        st = session.state
         for layer in range(model.cfg.depth):
             assert torch.equal(session.codes(layer).long(), ref.codes[layer][0])
-            worst_attn = max(worst_attn, (st.o[layer, : len(ids)] - ref.attn[layer][0]).abs().max().item())
+            worst_attn = max(worst_attn, (session.attention_outputs(layer) - ref.attn[layer][0]).abs().max().item())
         out = session.outputs(hidden=True)
         torch.testing.assert_close(out.hidden, ref.hidden[0], atol=TOL, rtol=0)
         probs = torch.softmax(model.document_head(ref.hidden).float()[0], -1)

@@ -25,8 +25,9 @@ its rounding error per edit is a few ulps of ``o`` (amplified at most
 edit rewrites ``o`` from a sum that is dominated by unchanged terms. The drift
 test (2,000 edits) measures it; no float64 is needed.
 
-Keys and values are grouped-query: q (..., H, Dh) against k, v (..., Hkv, Dh),
-query head h reads kv head ``h // (H // Hkv)``, as in ``dense_attention``.
+Tensors are head-major, as the session stores them: q (H, rows, Dh) against
+k, v (Hkv, keys, Dh), grouped-query: query head h reads kv head ``h // (H // Hkv)``,
+as in ``dense_attention``.
 """
 
 from __future__ import annotations
@@ -42,74 +43,70 @@ _FLASH_CPU = getattr(getattr(torch.ops.aten, "_scaled_dot_product_flash_attentio
 
 
 def attend_rows(
-    q: torch.Tensor, rows: torch.Tensor, k: torch.Tensor, v: torch.Tensor
+    q: torch.Tensor, row_rank: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_rank: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Causal attention for query rows ``rows`` (R,) sorted, q (R, H, Dh), over keys k, v (n, Hkv, Dh).
+    """Causal attention for some query rows over keys held in any order (head-major).
 
-    Row i attends keys 0..i. Returns o (R, H, Dh) and lse (R, H). On the CPU this
-    uses PyTorch's fused flash-attention kernel (which also returns the
-    log-sum-exp); elsewhere an explicit masked softmax in chunks.
+    q (H, R, Dh) with the document indices ``row_rank`` (R,); keys k, v (Hkv, S, Dh)
+    with indices ``key_rank`` (S,), -1 for a slot that holds no token. A row attends
+    the keys whose index is at most its own. Returns o (H, R, Dh) and lse (H, R).
+    On the CPU this uses PyTorch's fused flash-attention kernel (which also returns
+    the log-sum-exp); elsewhere an explicit masked softmax, in chunks of rows.
     """
     if q.device.type == "cpu" and _FLASH_CPU is not None and q.dtype == torch.float32:
-        return _attend_rows_flash(q, rows, k, v)
-    return _attend_rows_explicit(q, rows, k, v)
+        return _attend_rows_flash(q, row_rank, k, v, key_rank)
+    return _attend_rows_explicit(q, row_rank, k, v, key_rank)
 
 
-def _chunks(rows: torch.Tensor, width: int):
-    """Split sorted ``rows`` into runs whose score blocks (rows x keys x width) stay small."""
-    r, start = len(rows), 0
-    last = rows.tolist()
-    while start < r:
-        step = max(1, CHUNK_ELEMENTS // (width * (last[min(r - 1, start)] + 1)))
-        stop = min(r, start + step)
-        yield start, stop, last[stop - 1] + 1
-        start = stop
+def _hidden_keys(row_rank: torch.Tensor, key_rank: torch.Tensor) -> torch.Tensor:
+    """(R, S) True where a key must not be attended: after the row, or no token."""
+    return (key_rank.unsqueeze(0) > row_rank.unsqueeze(1)) | (key_rank < 0).unsqueeze(0)
 
 
-def _attend_rows_flash(q, rows, k, v):
-    r, h, dh = q.shape
-    hkv = k.shape[1]
+def _chunks(r: int, floats_per_row: int):
+    step = max(1, CHUNK_ELEMENTS // max(floats_per_row, 1))
+    for start in range(0, r, step):
+        yield start, min(r, start + step)
+
+
+def _attend_rows_flash(q, row_rank, k, v, key_rank):
+    h, r, dh = q.shape
+    hkv, s = k.shape[:2]
     g = h // hkv
-    o = q.new_empty(r, h, dh)
-    lse = q.new_empty(r, h)
-    kt, vt = k.transpose(0, 1), v.transpose(0, 1)  # (Hkv, n, Dh)
-    for start, stop, nk in _chunks(rows, h):
+    o = q.new_empty(h, r, dh)
+    lse = q.new_empty(h, r)
+    keys = k.unsqueeze(0).expand(g, -1, -1, -1)  # (g, Hkv, S, Dh): query groups as the batch, no copy
+    values = v.unsqueeze(0).expand(g, -1, -1, -1)
+    for start, stop in _chunks(r, h * s):
         c = stop - start
-        qc = q[start:stop].view(c, hkv, g, dh).permute(2, 1, 0, 3)  # (g, Hkv, c, Dh): query groups as batch
-        keys = kt[:, :nk].unsqueeze(0).expand(g, -1, -1, -1)  # (g, Hkv, nk, Dh), no copy
-        values = vt[:, :nk].unsqueeze(0).expand(g, -1, -1, -1)
-        future = torch.arange(nk, device=q.device) > rows[start:stop].unsqueeze(1)  # (c, nk)
-        bias = torch.zeros(c, nk, dtype=q.dtype, device=q.device).masked_fill_(future, float("-inf"))
+        qc = q[:, start:stop].reshape(hkv, g, c, dh).transpose(0, 1)  # (g, Hkv, c, Dh)
+        bias = q.new_zeros(c, s).masked_fill_(_hidden_keys(row_rank[start:stop], key_rank), float("-inf"))
         out, row_lse = _FLASH_CPU(qc, keys, values, attn_mask=bias[None, None])
-        o[start:stop] = out.permute(2, 1, 0, 3).reshape(c, h, dh)
-        lse[start:stop] = row_lse.permute(2, 1, 0).reshape(c, h)
+        o[:, start:stop] = out.transpose(0, 1).reshape(h, c, dh)
+        lse[:, start:stop] = row_lse.transpose(0, 1).reshape(h, c)
     return o, lse
 
 
-def _attend_rows_explicit(q, rows, k, v):
-    r, h, dh = q.shape
-    hkv = k.shape[1]
+def _attend_rows_explicit(q, row_rank, k, v, key_rank):
+    h, r, dh = q.shape
+    hkv, s = k.shape[:2]
     g = h // hkv
     scale = 1.0 / math.sqrt(dh)
-    o = q.new_empty(r, h, dh)
-    lse = q.new_empty(r, h)
-    kt = k.permute(1, 2, 0)  # (Hkv, Dh, n)
-    vt = v.permute(1, 0, 2)  # (Hkv, n, Dh)
-    for start, stop, nk in _chunks(rows, h):
+    o = q.new_empty(h, r, dh)
+    lse = q.new_empty(h, r)
+    for start, stop in _chunks(r, h * s):
         c = stop - start
-        qc = q[start:stop].view(c, hkv, g, dh).permute(1, 0, 2, 3).reshape(hkv, c * g, dh)
-        s = torch.bmm(qc, kt[:, :, :nk]).mul_(scale).view(hkv, c, g, nk)  # (Hkv, c, g, nk)
-        future = torch.arange(nk, device=q.device) > rows[start:stop].unsqueeze(1)  # (c, nk)
-        s.masked_fill_(future[None, :, None, :], float("-inf"))
-        row_lse = torch.logsumexp(s, -1)  # (Hkv, c, g)
-        p = s.sub_(row_lse.unsqueeze(-1)).exp_()
-        oc = torch.bmm(p.view(hkv, c * g, nk), vt[:, :nk])  # (Hkv, c*g, Dh)
-        o[start:stop] = oc.view(hkv, c, g, dh).permute(1, 0, 2, 3).reshape(c, h, dh)
-        lse[start:stop] = row_lse.permute(1, 0, 2).reshape(c, h)
+        qc = q[:, start:stop].reshape(hkv, g * c, dh)
+        scores = torch.bmm(qc, k.transpose(1, 2)).mul_(scale).view(hkv, g, c, s)
+        scores.masked_fill_(_hidden_keys(row_rank[start:stop], key_rank)[None, None], float("-inf"))
+        row_lse = torch.logsumexp(scores, -1)  # (Hkv, g, c)
+        p = scores.sub_(row_lse.unsqueeze(-1)).exp_()
+        o[:, start:stop] = torch.bmm(p.view(hkv, g * c, s), v).view(h, c, dh)
+        lse[:, start:stop] = row_lse.view(h, c)
     return o, lse
 
 
-def update_rows(
+def update_rows_(
     q: torch.Tensor,
     o: torch.Tensor,
     lse: torch.Tensor,
@@ -119,40 +116,37 @@ def update_rows(
     key_coord: torch.Tensor,
     added: torch.Tensor,
     cancel_ratio: float,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Remove/add key contributions to cached rows.
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Remove/add key contributions to cached rows, in place (head-major).
 
-    q, o (U, H, Dh), lse (U, H), row_coord (U,) doubled coordinates of the rows;
-    keys, values (J, Hkv, Dh), key_coord (J,) doubled coordinates, added (J,) bool
+    q, o (H, U, Dh), lse (H, U), row_coord (U,) doubled coordinates of the rows;
+    keys, values (Hkv, J, Dh), key_coord (J,) doubled coordinates, added (J,) bool
     (True: the key arrives, False: it leaves). A key counts for a row when
-    ``key_coord < row_coord``. Returns new o (U, H, Dh), new lse (U, H) and
-    ``cancelled`` (U, H) where the update is unsafe and the row must be recomputed
-    (its returned values are then meaningless).
+    ``key_coord < row_coord``. ``o`` and ``lse`` (which may be views of a larger
+    buffer) are overwritten with the new values. Returns how far each (head, row)'s
+    ``o`` moved (H, U), and ``cancelled`` (H, U) where the update was unsafe and the
+    row must be recomputed in full (its new ``o``, ``lse`` are then meaningless).
+    A row for which no key counts is left exactly as it was.
     """
-    u, h, dh = q.shape
-    j, hkv = keys.shape[:2]
-    g = h // hkv
-    scale = 1.0 / math.sqrt(dh)
-    qg = q.view(u, hkv, g, dh).transpose(0, 1)  # (Hkv, U, g, Dh)
-    s = torch.matmul(qg.reshape(hkv, u * g, dh), keys.permute(1, 2, 0)).mul_(scale)  # (Hkv, U*g, J)
-    s = s.view(hkv, u, g, j)
-    counts = key_coord.unsqueeze(0) < row_coord.unsqueeze(1)  # (U, J)
-    s.masked_fill_(~counts[None, :, None, :], float("-inf"))
-    top = s.masked_fill(~added, float("-inf")).amax(-1)  # (Hkv, U, g)
-    lse_g = lse.view(u, hkv, g).transpose(0, 1)  # (Hkv, U, g)
-    m = torch.maximum(lse_g, top)
-    w = s.sub_(m.unsqueeze(-1)).exp_()  # (Hkv, U, g, J), 0 where the key does not count
-    old = torch.exp(lse_g - m)
-    gained = (w * added).sum(-1)
-    signed = torch.where(added, w, -w)
+    h, u, dh = q.shape
+    hkv = keys.shape[0]
+    if h != hkv:  # grouped-query attention: each kv head serves h / hkv query heads
+        keys, values = keys.repeat_interleave(h // hkv, 0), values.repeat_interleave(h // hkv, 0)
+    # scores (H, U, J); a key that does not count for a row scores -inf
+    s = torch.bmm(q, keys.transpose(1, 2)).mul_(1.0 / math.sqrt(dh))
+    s.masked_fill_((key_coord.unsqueeze(0) >= row_coord.unsqueeze(1)).unsqueeze(0), float("-inf"))
+    m = torch.maximum(lse, s.masked_fill(~added, float("-inf")).amax(-1))
+    w = s.sub_(m.unsqueeze(-1)).exp_()  # (H, U, J), 0 where the key does not count
+    old = lse.sub(m).exp_()
+    gained = w @ added.to(w.dtype)
+    sign = added.to(w.dtype).mul_(2).sub_(1)  # +1 arrives, -1 leaves
+    signed = w.mul_(sign)
     total = old + signed.sum(-1)
     cancelled = total <= cancel_ratio * (old + gained)
-    total = torch.where(cancelled, torch.ones_like(total), total)
-    # o' = o * old/total + sum_j signed_j/total * v_j
-    coef = (signed / total.unsqueeze(-1)).view(hkv, u * g, j)
-    delta = torch.bmm(coef, values.transpose(0, 1))  # (Hkv, U*g, Dh)
-    delta = delta.view(hkv, u, g, dh).transpose(0, 1).reshape(u, h, dh)
-    keep = (old / total).transpose(0, 1).reshape(u, h, 1)
-    o_new = torch.addcmul(delta, o, keep)
-    lse_new = (m + torch.log(total)).transpose(0, 1).reshape(u, h)
-    return o_new, lse_new, cancelled.transpose(0, 1).reshape(u, h)
+    total.masked_fill_(cancelled, 1.0)
+    # o' = o * old/total + sum_j signed_j/total * v_j, so o' - o = o * (old/total - 1) + delta
+    delta = torch.bmm(signed.div_(total.unsqueeze(-1)), values)  # (H, U, Dh)
+    step = torch.addcmul(delta, o, (old / total).sub_(1).unsqueeze(-1))
+    o.add_(step)
+    lse.copy_(m.add_(total.log_()))
+    return torch.linalg.vector_norm(step, dim=-1), cancelled

@@ -9,14 +9,16 @@ Per layer l, with X = rows whose input x changed:
 2. every other row after the first change has its accumulators updated for the
    keys that left and arrived (``attention.update_rows``, O(changed keys) per row);
    rows where that would cancel most of the mass are recomputed in full;
-3. a row's codes are searched only where ``o`` moved more than its slack (the
+3. rows with new q (and rows an update could not handle) get attention in full;
+4. a row's codes are searched only where ``o`` moved more than its slack (the
    margin at the last search minus the distance moved since), since a code cannot
-   flip before that; rows with new q get attention in full and a search;
-4. rows in X or with a flipped code go through W_o and the MLP (``block.finish``);
+   flip before that, and for every row attended in full;
+5. rows in X or with a flipped code go through W_o and the MLP (``block.finish``);
    they are X for the next layer.
 
-Rows before the first change are never touched (attention is causal). Buffers are
-moved, never rebuilt, when rows are inserted or deleted. The session's outputs
+Rows before the first change are never touched (attention is causal). Rows are
+never moved when tokens are inserted or deleted: each token keeps its slot in the
+buffers (``state.py``). The session's outputs
 equal a dense forward of the same model on the same ids and position ids
 (``tests/engine``), up to float rounding and exact code ties.
 
@@ -29,17 +31,30 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import torch
 
 from ..model.vq import nearest_codes
-from .attention import attend_rows, update_rows
+from .attention import attend_rows, update_rows_
 from .edits import TokenEdit
 from .ops import CostModel, OpCounter
 from .plan import EditPlan
 from .positions import DEFAULT_MAX_DRIFT, PositionPolicy, make_policy
 from .results import Outputs, UpdateStats, head_outputs, timed_apply
 from .state import SessionState
+
+
+@dataclass
+class _Call:
+    """What every layer of one ``apply`` call needs to know (slots are long tensors)."""
+
+    gone_k: torch.Tensor  # (L, Hkv, deleted, Dh) keys of deleted tokens
+    gone_v: torch.Tensor
+    gone_coord: torch.Tensor  # their doubled coordinates (``plan.py``)
+    is_new: torch.Tensor  # (capacity,) bool: the slot holds an inserted token
+    first: int  # first document index whose row may change
+    lowest: int  # lowest slot holding a token at index >= first
 
 
 class IncrementalSession:
@@ -86,7 +101,7 @@ class IncrementalSession:
         if len(token_ids):
             self.apply([TokenEdit(0, 0, tuple(token_ids))])
 
-    # --- reading the state --------------------------------------------------------------
+    # --- reading the state (document order; copies) -------------------------------------
 
     @property
     def n(self) -> int:
@@ -94,16 +109,20 @@ class IncrementalSession:
 
     @property
     def token_ids(self) -> list[int]:
-        return self.state.ids[: self.n].tolist()
+        return self.state.rows("ids").tolist()
 
     @property
     def position_ids(self) -> torch.Tensor:
-        """(n,) long; aliases the cache (copy it to keep it)."""
-        return self.state.pos[: self.n]
+        """(n,) long."""
+        return self.state.rows("pos")
 
     def codes(self, layer: int) -> torch.Tensor:
-        """(n, H) codes of one layer; aliases the cache."""
-        return self.state.codes[layer, : self.n]
+        """(n, H) codes of one layer."""
+        return self.state.rows("codes", layer)
+
+    def attention_outputs(self, layer: int) -> torch.Tensor:
+        """(n, H, Dh) pre-VQ attention outputs of one layer (the accumulators)."""
+        return self.state.rows("o", layer)
 
     def state_bytes_per_token(self) -> int:
         return self.state.bytes_per_token()
@@ -111,13 +130,16 @@ class IncrementalSession:
     @torch.no_grad()
     def outputs(self, spans: Sequence[tuple[int, int]] | None = None, hidden: bool = False) -> Outputs:
         """Document-head probabilities, span-head probabilities for ``spans`` (token ranges),
-        and the final hidden states when ``hidden`` (a view of the cache, not a copy)."""
+        and the final hidden states when ``hidden``."""
         n, st = self.n, self.state
         pooled = None
         head = self.model.document_head
         if head is not None and n:
-            pooled = st.hidden[n - 1] if head.pooling == "last" else (self.pooled_sum / n).to(st.dtype)
-        return head_outputs(self.model, n, pooled, st.hidden[:n], spans, hidden)
+            last = st.hidden[st.order[n - 1]]
+            pooled = last if head.pooling == "last" else (self.pooled_sum / n).to(st.dtype)
+        needs_rows = hidden or (spans and self.model.span_head is not None)
+        rows = st.rows("hidden") if needs_rows else None
+        return head_outputs(self.model, n, pooled, rows, spans, hidden)
 
     # --- the update -----------------------------------------------------------------------
 
@@ -146,46 +168,45 @@ class IncrementalSession:
 
     def _apply(self, plan: EditPlan, stats: UpdateStats) -> None:
         self._stats = stats
-        gone_k, gone_v, gone_coord, changed, rotated, is_new, first = self._prepare(plan, stats)
+        call, changed, rotated = self._prepare(plan, stats)
         for layer in range(self.cfg.depth):
             start = time.perf_counter()
-            changed = self._layer(layer, changed, rotated, gone_k[layer], gone_v[layer], gone_coord,
-                                  is_new, first, stats)
+            changed = self._layer(layer, changed, rotated, call, stats)
             if self.profile:
                 self._sync()
             stats.layer_ms.append((time.perf_counter() - start) * 1e3)
         with self._stage("final"):
             self._final(changed, stats)
 
-    def _prepare(self, plan: EditPlan, stats: UpdateStats):
-        """Move rows, write new ones, find rows whose position id moved; embed changed rows."""
+    def _prepare(self, plan: EditPlan, stats: UpdateStats) -> tuple[_Call, torch.Tensor, torch.Tensor]:
+        """Give tokens their slots, find rows whose position id moved, embed changed rows.
+        Returns the call's context, the slots whose layer-0 input changed, and (RoPE) the
+        slots whose position id alone changed."""
         st, cfg, dev = self.state, self.cfg, self.state.device
-        long = dict(dtype=torch.long, device=dev)
-        # 1. what leaves: old k/v of deleted rows (all layers) and their pooled states
-        del_rows, del_coord = plan.deleted()
-        deleted = torch.tensor(del_rows, **long)
-        gone_k, gone_v = st.k[:, deleted], st.v[:, deleted]  # (L, nd, Hkv, Dh)
-        gone_coord = torch.tensor(del_coord, **long)
-        if del_rows:
+        new_pos, stats.reindexed = self.policy.update(st.rows("pos"), plan)
+        with self._stage("slots"):
+            slots = st.rearrange(plan)
+        # what leaves: deleted tokens' keys/values (all layers) and pooled states, read
+        # before anything is written (inserted tokens may reuse their slots)
+        deleted, inserted = slots.deleted, slots.inserted
+        gone_k, gone_v = st.k[:, :, deleted], st.v[:, :, deleted]  # (L, Hkv, deleted, Dh)
+        gone_coord = torch.tensor(plan.deleted()[1], dtype=torch.long, device=dev)
+        if len(deleted):
             self.pooled_sum -= st.hidden[deleted].double().sum(0)
-        # 2. new positions, rows moved to their new indices, new rows written
-        new_pos, stats.reindexed = self.policy.update(st.pos[: plan.old_len], plan)
-        with self._stage("move"):
-            st.reserve(plan.new_len)
-            st.move(plan.moved())
-        n = st.n = plan.new_len
-        ins_rows, ins_ids = plan.inserted()
-        inserted = torch.tensor(ins_rows, **long)
-        st.ids[inserted] = torch.tensor(ins_ids, **long)
+        st.ids[inserted] = torch.tensor(plan.inserted()[1], dtype=torch.long, device=dev)
         st.hidden[inserted] = 0
-        is_new = torch.zeros(n, dtype=torch.bool, device=dev)
+        is_new = torch.zeros(st.capacity, dtype=torch.bool, device=dev)
         is_new[inserted] = True
-        moved_pos = ((st.pos[:n] != new_pos) & ~is_new).nonzero().squeeze(1)  # survivors whose id changed
-        st.pos[:n] = new_pos
-        first = plan.first_change
-        if len(moved_pos):
-            first = min(first, int(moved_pos[0]))
-        # 3. layer 0 input; learned positions put moved ids into x, RoPE into q/k only
+        order = st.order
+        moved = (st.pos[order] != new_pos) & ~is_new[order]  # survivors whose position id changed
+        st.pos[order] = new_pos
+        first, lowest = plan.first_change, slots.lowest_tail_slot
+        moved_at = moved.nonzero().squeeze(1)
+        if len(moved_at) and int(moved_at[0]) < first:
+            first = int(moved_at[0])
+            lowest = int(order[first:].min())
+        moved_pos = order[moved_at]
+        # layer 0 input; learned positions put moved ids into x, RoPE into q/k only
         if cfg.positions == "learned":
             changed, rotated = _union(inserted, moved_pos), moved_pos[:0]
         else:
@@ -193,7 +214,7 @@ class IncrementalSession:
         if len(changed):
             st.x[0, changed] = self.model.embed_rows(st.ids[changed], st.pos[changed])
         stats.ops["io"] += len(changed) * self.cost.io_proj // 2
-        return gone_k, gone_v, gone_coord, changed, rotated, is_new, first
+        return _Call(gone_k, gone_v, gone_coord, is_new, first, lowest), changed, rotated
 
     def _final(self, changed: torch.Tensor, stats: UpdateStats) -> None:
         """Final states and the pooled document feature of rows whose last output changed."""
@@ -205,55 +226,58 @@ class IncrementalSession:
             stats.ops["io"] += len(changed) * self.cost.io_proj // 2
 
     def _layer(
-        self, layer: int, changed: torch.Tensor, rotated: torch.Tensor, gone_k: torch.Tensor,
-        gone_v: torch.Tensor, gone_coord: torch.Tensor, is_new: torch.Tensor, first: int,
-        stats: UpdateStats,
+        self, layer: int, changed: torch.Tensor, rotated: torch.Tensor, call: _Call, stats: UpdateStats
     ) -> torch.Tensor:
-        """One layer of the update. ``changed``: sorted rows whose input x changed. Returns the
-        rows whose output changed (the next layer's ``changed``)."""
-        st, block, cost, n = self.state, self.model.blocks[layer], self.cost, self.state.n
+        """One layer of the update. ``changed``: slots whose input x changed. Returns the
+        slots whose output changed (the next layer's ``changed``)."""
+        st, block, cost = self.state, self.model.blocks[layer], self.cost
+        n, first = st.n, call.first
         ops: OpCounter = stats.ops
         for per_layer in (stats.searched, stats.code_flips):
             per_layer.append(0)
-        fresh = _union(changed, rotated)  # rows with new q, k, v
+        fresh = _union(changed, rotated)  # slots with new q, k, v
         # 1. projections of rows whose input (or RoPE position) changed
         with self._stage("qkv"):
-            survivors = fresh[~is_new[fresh]]
-            old_k, old_v = st.k[layer, survivors], st.v[layer, survivors]
+            survivors = fresh[~call.is_new[fresh]]
+            old_k, old_v = st.k[layer][:, survivors], st.v[layer][:, survivors]  # (Hkv, r, Dh)
             if len(fresh):
-                q, k, v = block.qkv(st.x[layer, fresh], self.model.positional(st.pos[fresh]))
-                st.q[layer, fresh], st.k[layer, fresh], st.v[layer, fresh] = q, k, v
+                q, k, v = (t.transpose(0, 1) for t in block.qkv(st.x[layer, fresh], self.model.positional(st.pos[fresh])))
+                st.q[layer][:, fresh], st.k[layer][:, fresh], st.v[layer][:, fresh] = q, k, v
                 ops.rows(cost, qkv=len(fresh))
             else:
-                k = v = st.k[layer, :0]
+                k = v = st.k[layer][:, :0]
         # 2. accumulator updates of the other rows after the first change
-        flipped, full = [], fresh
-        keys_out = len(gone_coord) + len(survivors)
+        full, look = fresh, fresh[:0]
+        keys_out = len(call.gone_coord) + len(survivors)
         changed_keys = keys_out + len(fresh)
         if first < n and changed_keys * self.update_cost_ratio >= (first + n) / 2:
             # so many keys changed that updating each row costs more than attending afresh
-            full = torch.arange(first, n, device=fresh.device)
+            full = st.order[first:]
         elif first < n and changed_keys:
-            keys = torch.cat([gone_k, old_k, k])
-            values = torch.cat([gone_v, old_v, v])
-            key_coord = torch.cat([gone_coord, 2 * survivors, 2 * fresh])
+            keys = torch.cat([call.gone_k[layer], old_k, k], dim=1)
+            values = torch.cat([call.gone_v[layer], old_v, v], dim=1)
+            key_coord = torch.cat([call.gone_coord, 2 * st.rank[survivors], 2 * st.rank[fresh]])
             with self._stage("accumulate"):
-                rows, redo, look = self._update_tail(layer, fresh, first, keys, values, key_coord, keys_out, ops)
+                rows, redo, look = self._update_tail(layer, fresh, call, keys, values, key_coord, keys_out, ops)
             if bool(redo.any()):
                 full = _union(fresh, rows[redo])
-            with self._stage("search"):
-                self._search(layer, rows[look], flipped, stats)
+            look = rows[look]
         # 3. attention in full for fresh rows (and rows an update could not handle)
         if len(full):
             with self._stage("attention"):
-                o, lse = attend_rows(st.q[layer, full], full, st.k[layer, :n], st.v[layer, :n])
-                st.o[layer, full], st.lse[layer, full] = o, lse
-                ops["attention"] += cost.attention(int(full.sum()) + len(full))
-            with self._stage("search"):
-                self._search(layer, full, flipped, stats, fresh_rows=is_new[full])
-        # 4. W_o + MLP for rows whose input or codes changed
+                used = st.used
+                rank = st.rank[full]
+                o, lse = attend_rows(
+                    st.q[layer][:, full], rank, st.k[layer][:, :used], st.v[layer][:, :used], st.rank[:used]
+                )
+                st.o[layer][:, full], st.lse[layer][:, full] = o, lse
+                ops["attention"] += cost.attention(int(rank.sum()) + len(full))
+        # 4. one code search: rows whose slack ran out, rows attended in full
+        with self._stage("search"):
+            flipped = self._search(layer, torch.cat([look, full]), call.is_new, stats)
+        # 5. W_o + MLP for rows whose input or codes changed
         with self._stage("finish"):
-            out = _union(changed, *flipped)
+            out = _union(changed, flipped)
             if len(out):
                 c = block.vq.lookup(st.codes[layer, out].long())
                 st.x[layer + 1, out] = block.finish(st.x[layer, out], c)
@@ -263,52 +287,57 @@ class IncrementalSession:
         return out
 
     def _update_tail(
-        self, layer: int, fresh: torch.Tensor, first: int, keys: torch.Tensor, values: torch.Tensor,
+        self, layer: int, fresh: torch.Tensor, call: _Call, keys: torch.Tensor, values: torch.Tensor,
         key_coord: torch.Tensor, keys_out: int, ops: OpCounter,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Update the accumulators of rows >= ``first`` not in ``fresh`` for the changed keys
-        (the first ``keys_out`` leave, the rest arrive). Returns the rows updated, and masks of
-        those to recompute in full (cancellation) and to search (slack used up)."""
-        st, n = self.state, self.state.n
-        added = torch.arange(len(keys), device=keys.device) >= keys_out
-        span = n - first
-        in_full = torch.zeros(span, dtype=torch.bool, device=keys.device)
-        in_full[fresh - first] = True
-        if 2 * len(fresh) <= span:  # mostly reused rows: work in place on the contiguous tail
-            rows, sel = torch.arange(first, n, device=keys.device), slice(first, n)
-        else:  # mostly fresh rows: gather the others
-            rows = (~in_full).nonzero().squeeze(1) + first
-            sel, in_full = rows, in_full[rows - first]
-        o_old = st.o[layer, sel]
-        o_new, lse_new, cancelled = update_rows(
-            st.q[layer, sel], o_old, st.lse[layer, sel], 2 * rows, keys, values, key_coord, added,
-            self.cancel_ratio,
-        )
-        ops["accumulate"] += self.cost.accumulate(len(rows), len(keys))
-        slack = st.slack[layer, sel] - (o_new - o_old).norm(dim=-1)
-        st.o[layer, sel], st.lse[layer, sel], st.slack[layer, sel] = o_new, lse_new, slack
-        redo = cancelled.any(-1) & ~in_full
-        look = (slack <= self.margin_guard).any(-1) & ~in_full & ~redo
+        """Update the accumulators of rows at index >= ``call.first`` that are not ``fresh``
+        for the changed keys (the first ``keys_out`` leave, the rest arrive). Returns the
+        slots updated, and masks of those to recompute in full (cancellation) and to search
+        (slack used up)."""
+        st, dev, first = self.state, keys.device, call.first
+        added = torch.arange(keys.shape[1], device=dev) >= keys_out
+        is_fresh = torch.zeros(st.used, dtype=torch.bool, device=dev)
+        is_fresh[fresh] = True
+        if 2 * len(fresh) <= st.n - first:
+            # mostly reused rows: update in place the slot range that holds the tail (rows in
+            # it from before the first change see no changed key: they stay exactly as they are)
+            sel = slice(call.lowest, st.used)
+            rows = torch.arange(call.lowest, st.used, device=dev)
+            moved, cancelled = update_rows_(
+                st.q[layer][:, sel], st.o[layer][:, sel], st.lse[layer][:, sel], 2 * st.rank[sel],
+                keys, values, key_coord, added, self.cancel_ratio,
+            )
+            slack = st.slack[layer][:, sel].sub_(moved)
+            skip = is_fresh[sel] | (st.rank[sel] < first)
+        else:  # mostly fresh rows: gather the others, update, scatter back
+            rows = st.order[first:]
+            rows = rows[~is_fresh[rows]]
+            o, lse = st.o[layer][:, rows], st.lse[layer][:, rows]
+            moved, cancelled = update_rows_(
+                st.q[layer][:, rows], o, lse, 2 * st.rank[rows], keys, values, key_coord, added, self.cancel_ratio
+            )
+            slack = st.slack[layer][:, rows] - moved
+            st.o[layer][:, rows], st.lse[layer][:, rows], st.slack[layer][:, rows] = o, lse, slack
+            skip = torch.zeros(len(rows), dtype=torch.bool, device=dev)
+        ops["accumulate"] += self.cost.accumulate(len(rows), keys.shape[1])
+        redo = cancelled.any(0) & ~skip
+        look = (slack <= self.margin_guard).any(0) & ~skip & ~redo
         return rows, redo, look
 
-    def _search(
-        self, layer: int, rows: torch.Tensor, flipped: list[torch.Tensor], stats: UpdateStats,
-        fresh_rows: torch.Tensor | None = None,
-    ) -> None:
-        """Nearest-code search for ``rows``; resets their slack to the new margins and appends
-        the surviving rows whose codes changed to ``flipped`` (``fresh_rows`` marks new tokens)."""
+    def _search(self, layer: int, rows: torch.Tensor, is_new: torch.Tensor, stats: UpdateStats) -> torch.Tensor:
+        """Nearest-code search for ``rows`` (slots); resets their slack to the new margins.
+        Returns the rows, other than new tokens, whose codes changed."""
         if not len(rows):
-            return
+            return rows
         st = self.state
-        codes, margins = nearest_codes(st.o[layer, rows], self.model.blocks[layer].vq.codebook)
-        diff = codes != st.codes[layer, rows]
-        if fresh_rows is not None:
-            diff &= ~fresh_rows.unsqueeze(1)
-        st.codes[layer, rows], st.slack[layer, rows] = codes.to(st.codes.dtype), margins
-        flipped.append(rows[diff.any(-1)])
+        codes, margins = nearest_codes(st.o[layer][:, rows].transpose(0, 1), self.model.blocks[layer].vq.codebook)
+        diff = (codes != st.codes[layer, rows]) & ~is_new[rows].unsqueeze(1)  # (rows, H)
+        st.codes[layer, rows], st.slack[layer][:, rows] = codes.to(st.codes.dtype), margins.t()
+        flipped = rows[diff.any(-1)]
         stats.ops["vq"] += len(rows) * self.cost.vq
         stats.searched[layer] += len(rows)
         stats.code_flips[layer] += int(diff.sum())
+        return flipped
 
 
 def _union(first: torch.Tensor, *others: torch.Tensor) -> torch.Tensor:

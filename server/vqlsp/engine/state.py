@@ -1,12 +1,19 @@
-"""The cached per-document state of an incremental session: row buffers with capacity.
+"""The cached per-document state of an incremental session: row buffers addressed by slot.
 
-Every buffer is indexed by token row (second axis for per-layer buffers,
-``(layers, capacity, ...)``), rows ``[0, n)`` are live, and the buffer grows
-geometrically (amortised O(1) per inserted token). Edits move surviving rows to
-their new indices with one copy per moved segment (``move``); nothing is
-recomputed here.
+A token's row lives in a *slot* of every buffer (the capacity axis) and stays
+there while the token lives:
+an edit never moves rows. ``order[i]`` is the slot of the document's i-th token
+and ``rank[slot]`` its index (-1 for a free slot). Deleting a token frees its
+slot; inserted tokens reuse the slots their edit freed (a replacement stays in
+place) and otherwise take fresh slots after ``used``. Slots then drift out of
+document order, so once the waste (free slots below ``used``, appended tokens)
+passes an eighth of the document, ``compact`` gathers every buffer back into
+document order: one copy amortised over many edits, where moving rows on every
+insertion or deletion would copy half the document's state each time.
 
-Per layer l and row i (float32 unless noted):
+Attention never needs slot order: masks compare ranks (``attention.py``).
+
+Per layer l and slot s (float32 unless noted; attention buffers head-major):
 
 * ``x[l]``      the residual input of layer l (``x[depth]`` is the last output)
 * ``q, k, v``   post-norm, post-RoPE projections (k, v have the kv heads)
@@ -14,92 +21,150 @@ Per layer l and row i (float32 unless noted):
 * ``slack``     how far ``o`` may still move before its code could flip: the
                 margin at the last search minus the distance moved since
 * ``codes``     the chosen code per head (int16)
-* ``hidden``    the final states (after norm_f / project_out), one per row
+* ``hidden``    the final states (after norm_f / project_out)
+* ``ids, pos``  token id and position id
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
-from .plan import Segment
+from .plan import EditPlan
+
+# compact once free slots plus out-of-place tokens exceed max(this, n / 8)
+MIN_WASTE = 32
+
+
+@dataclass
+class Rearranged:
+    """Where one edit call's rows went (slots are long tensors)."""
+
+    deleted: torch.Tensor  # slots of the deleted tokens (already reused or freed)
+    inserted: torch.Tensor  # slots of the inserted tokens, in document order
+    lowest_tail_slot: int  # the lowest slot holding a token at index >= plan.first_change
 
 
 class SessionState:
-    """Owns the row buffers; ``n`` live rows out of ``capacity``."""
+    """Owns the row buffers: ``n`` live tokens in slots below ``used`` out of ``capacity``."""
 
     def __init__(self, cfg, hidden_dim: int, device: torch.device, dtype: torch.dtype, capacity: int = 64):
         self.cfg = cfg
         self.hidden_dim = hidden_dim
         self.device = device
         self.dtype = dtype
-        self.n = 0
-        self.capacity = 0
+        self.n = self.used = self.capacity = 0
+        self.appended = 0  # tokens given fresh slots out of document order since the last compaction
+        self.order = torch.zeros(0, dtype=torch.long, device=device)
+        self.rank = torch.zeros(0, dtype=torch.long, device=device)
         self._alloc(capacity)
 
-    def _shapes(self) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
+    def _shapes(self) -> dict[str, tuple[tuple[int | None, ...], torch.dtype]]:
+        """Each buffer's shape, ``None`` marking the slot axis. Attention buffers are
+        head-major, (layers, heads, slots, ...), so that one head's rows are a matrix that
+        batched matmuls read and update in place."""
         c, L = self.cfg, self.cfg.depth
         h, kv, dh, f = c.n_heads, c.n_kv_heads, c.d_head, self.dtype
         return {
-            "x": ((L + 1, c.d_model), f),
-            "q": ((L, h, dh), f),
-            "k": ((L, kv, dh), f),
-            "v": ((L, kv, dh), f),
-            "o": ((L, h, dh), f),
-            "lse": ((L, h), f),
-            "slack": ((L, h), f),
-            "codes": ((L, h), torch.int16 if c.vq.codebook_size <= 32767 else torch.int32),
-            "hidden": ((self.hidden_dim,), f),
-            "ids": ((), torch.long),
-            "pos": ((), torch.long),
+            "x": ((L + 1, None, c.d_model), f),
+            "q": ((L, h, None, dh), f),
+            "k": ((L, kv, None, dh), f),
+            "v": ((L, kv, None, dh), f),
+            "o": ((L, h, None, dh), f),
+            "lse": ((L, h, None), f),
+            "slack": ((L, h, None), f),
+            "codes": ((L, None, h), torch.int16 if c.vq.codebook_size <= 32767 else torch.int32),
+            "hidden": ((None, self.hidden_dim), f),
+            "ids": ((None,), torch.long),
+            "pos": ((None,), torch.long),
         }
 
+    # --- reading rows in document order ---------------------------------------------------
+
+    def rows(self, name: str, layer: int | None = None) -> torch.Tensor:
+        """A buffer's live rows in document order, token axis first (a copy): (n, ...)."""
+        shape, _ = self._shapes()[name]
+        buf, axis = getattr(self, name), shape.index(None)
+        if layer is not None:
+            buf, axis = buf[layer], axis - 1
+        return buf.index_select(axis, self.order).movedim(axis, 0)
+
+    # --- capacity -------------------------------------------------------------------------
+
     def _alloc(self, capacity: int) -> None:
-        old = {name: getattr(self, name) for name in self._shapes()} if self.capacity else {}
+        """(Re)allocate every buffer with ``capacity`` slots, keeping slots below ``used``."""
         for name, (shape, dtype) in self._shapes().items():
-            full = (shape[0], capacity, *shape[1:]) if _per_layer(name) else (capacity, *shape)
-            buf = torch.zeros(full, dtype=dtype, device=self.device)
-            if name in old:
-                _copy_rows(buf, old[name], self.n, per_layer=_per_layer(name))
+            axis = shape.index(None)
+            buf = torch.zeros([capacity if d is None else d for d in shape], dtype=dtype, device=self.device)
+            if self.used:
+                buf.narrow(axis, 0, self.used).copy_(getattr(self, name).narrow(axis, 0, self.used))
             setattr(self, name, buf)
+        rank = torch.full((capacity,), -1, dtype=torch.long, device=self.device)
+        rank[: self.used] = self.rank[: self.used]
+        self.rank = rank
         self.capacity = capacity
 
-    def reserve(self, n: int) -> None:
-        if n > self.capacity:
-            self._alloc(max(n, 2 * self.capacity, 16))
+    def compact(self) -> None:
+        """Gather every buffer into document order: token i in slot i, no free slot below ``n``."""
+        n, order = self.n, self.order
+        for name, (shape, _) in self._shapes().items():
+            buf, axis = getattr(self, name), shape.index(None)
+            buf.narrow(axis, 0, n).copy_(buf.index_select(axis, order))
+        self.order = torch.arange(n, device=self.device)
+        self.rank[:n] = self.order
+        self.rank[n:] = -1
+        self.used, self.appended = n, 0
 
-    def move(self, segments: list[Segment]) -> None:
-        """Move the rows of kept ``segments`` to their new indices (all buffers)."""
-        if not segments:
-            return
-        for name in self._shapes():
-            buf = getattr(self, name)
-            layered = _per_layer(name)
-            sources = [
-                (buf[:, s.old_start : s.old_end] if layered else buf[s.old_start : s.old_end]).clone()
-                for s in segments
-            ]
-            for s, src in zip(segments, sources):
-                if layered:
-                    buf[:, s.new_start : s.new_start + len(s)] = src
-                else:
-                    buf[s.new_start : s.new_start + len(s)] = src
+    def _waste(self) -> int:
+        return (self.used - self.n) + self.appended
+
+    # --- edits ----------------------------------------------------------------------------
+
+    def rearrange(self, plan: EditPlan) -> Rearranged:
+        """Give the plan's inserted tokens slots, free the deleted ones, renumber ranks.
+        (Compacts first when the waste has grown too large; buffer contents are not written.)"""
+        if self._waste() > max(MIN_WASTE, self.n // 8):
+            self.compact()
+        old, fresh = self.order, self.used
+        pieces, deleted, inserted = [], [], []
+        previous_end = 0
+        for e in plan.edits:
+            gone = old[e.start : e.end]
+            reuse = min(len(gone), len(e.new_ids))
+            slots = [gone[:reuse]]
+            if len(e.new_ids) > reuse:
+                slots.append(torch.arange(fresh, fresh + len(e.new_ids) - reuse, device=self.device))
+                fresh += len(e.new_ids) - reuse
+            pieces += [old[previous_end : e.start], *slots]
+            deleted.append(gone)
+            inserted += slots
+            previous_end = e.end
+        pieces.append(old[previous_end:])
+        if fresh > self.capacity:
+            self._alloc(max(fresh, 2 * self.capacity, 16))
+        if plan.edits and plan.edits[-1].start < plan.old_len:  # not all of them at the end
+            self.appended += fresh - self.used
+        self.used, self.n = fresh, plan.new_len
+        self.order = _cat(pieces, self.device)
+        deleted_slots = _cat(deleted, self.device)
+        self.rank[deleted_slots] = -1
+        self.rank[self.order] = torch.arange(self.n, device=self.device)
+        tail = self.order[plan.first_change :]
+        lowest = int(tail.min()) if len(tail) else self.used
+        return Rearranged(deleted_slots, _cat(inserted, self.device), lowest)
 
     def bytes_per_token(self) -> int:
-        """State bytes held per live token (every buffer's row, all layers)."""
-        total = 0
+        """State bytes held per slot (every buffer's row, all layers, and the slot's rank)."""
+        total = self.rank.element_size()
         for name in self._shapes():
             buf = getattr(self, name)
-            per_row = buf.numel() // self.capacity
-            total += per_row * buf.element_size()
+            total += buf.numel() // self.capacity * buf.element_size()
         return total
 
 
-def _per_layer(name: str) -> bool:
-    return name not in ("hidden", "ids", "pos")
-
-
-def _copy_rows(dst: torch.Tensor, src: torch.Tensor, n: int, per_layer: bool) -> None:
-    if per_layer:
-        dst[:, :n] = src[:, :n]
-    else:
-        dst[:n] = src[:n]
+def _cat(pieces: list[torch.Tensor], device: torch.device) -> torch.Tensor:
+    pieces = [p for p in pieces if len(p)]
+    if not pieces:
+        return torch.zeros(0, dtype=torch.long, device=device)
+    return pieces[0] if len(pieces) == 1 else torch.cat(pieces)

@@ -9,6 +9,7 @@ from tokenizers import Tokenizer
 from .base_weights import default_tokenizer_path
 from .checkpoint import DEFAULT_BASE, CheckpointError, load_checkpoint, read_config
 from .device import resolve_device
+from .packed import pack_linears
 from .transformer import VQTransformer
 
 DEFAULT_MODEL_DIR = Path(__file__).parent / "default"
@@ -20,7 +21,12 @@ def model_dir(path: str | Path | None) -> Path:
 
 
 def load_model(path: str | Path | None = None, device: str = "auto") -> VQTransformer:
-    return load_checkpoint(model_dir(path), resolve_device(device))
+    """A checkpoint (default: the shipped model) ready for inference on ``device``."""
+    model = load_checkpoint(model_dir(path), resolve_device(device))
+    if model.device.type == "cpu":
+        for block in model.blocks[: model.cfg.depth]:
+            pack_linears(block)  # faster few-row matmuls for the incremental engine
+    return model
 
 
 def load_tokenizer(path: str | Path | None = None) -> Tokenizer:
