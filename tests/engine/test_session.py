@@ -103,6 +103,16 @@ def test_other_block_forms_equal_dense(variant, data):
     run_sequence(data, variant, "stable", pooling="last")
 
 
+@SETTINGS
+@given(data=st.data())
+def test_random_edits_equal_dense_across_compactions(data):
+    """Slots drift out of document order as tokens come and go; compacting once the
+    waste passes n/8 (no floor) gathers the buffers back into order every few edits."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("vqlsp.engine.state.MIN_WASTE", 0)
+        run_sequence(data, "llama", "stable")
+
+
 def test_reuse_and_flip_paths_are_both_taken():
     """On a longer document most rows keep their codes (margin check), some flip."""
     model = tiny_model("llama")

@@ -7,12 +7,12 @@ max: ``o = num / s`` and ``lse = m + log s`` (so ``s`` is always 1 and never
 under- or overflows, and ``lse`` is a valid stabiliser because lse >= max score).
 
 When an edit removes keys R (deleted rows, or the old version of rows whose k/v
-changed) and adds keys A, a surviving row's new output is, with ``m* = max(lse,
-max_A score)`` and weights ``w_j = exp(score_j - m*)``::
+changed) and adds keys A, a surviving row's new output is, with weights relative
+to its current mass ``w_j = exp(score_j - lse)``::
 
-    total = exp(lse - m*) - sum_R w_j + sum_A w_j
-    o'    = (o * exp(lse - m*) - sum_R w_j v_j + sum_A w_j v_j) / total
-    lse'  = m* + log(total)
+    total = 1 - sum_R w_j + sum_A w_j
+    o'    = (o - sum_R w_j v_j + sum_A w_j v_j) / total
+    lse'  = lse + log(total)
 
 That costs ``2*Dh`` multiply-adds per (row, head, changed key). Removing most of
 a row's mass would turn float rounding into a large relative error
@@ -38,6 +38,10 @@ import torch
 
 # score tensors (and masks) are built in chunks of at most this many floats
 CHUNK_ELEMENTS = 1 << 23
+# an arriving key whose weight exceeds the row's mass by more than e^80 (exp overflows
+# float32 at e^88) sends the row to a full recompute
+MAX_LOG_WEIGHT = 80.0
+OVERFLOW_WEIGHT = math.exp(MAX_LOG_WEIGHT) * (1 - 1e-3)
 # PyTorch's fused CPU flash attention, which also returns the log-sum-exp (private op)
 _FLASH_CPU = getattr(getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None), "default", None)
 
@@ -132,21 +136,19 @@ def update_rows_(
     hkv = keys.shape[0]
     if h != hkv:  # grouped-query attention: each kv head serves h / hkv query heads
         keys, values = keys.repeat_interleave(h // hkv, 0), values.repeat_interleave(h // hkv, 0)
-    # scores (H, U, J); a key that does not count for a row scores -inf
-    s = torch.bmm(q, keys.transpose(1, 2)).mul_(1.0 / math.sqrt(dh))
+    # weights relative to the row's current mass, w_j = exp(score_j - lse): (H, U, J),
+    # 0 where the key does not count; clamped (and the row recomputed) far past overflow
+    s = torch.bmm(q, keys.transpose(1, 2)).mul_(1.0 / math.sqrt(dh)).sub_(lse.unsqueeze(-1))
     s.masked_fill_((key_coord.unsqueeze(0) >= row_coord.unsqueeze(1)).unsqueeze(0), float("-inf"))
-    m = torch.maximum(lse, s.masked_fill(~added, float("-inf")).amax(-1))
-    w = s.sub_(m.unsqueeze(-1)).exp_()  # (H, U, J), 0 where the key does not count
-    old = lse.sub(m).exp_()
-    gained = w @ added.to(w.dtype)
+    w = s.clamp_max_(MAX_LOG_WEIGHT).exp_()
     sign = added.to(w.dtype).mul_(2).sub_(1)  # +1 arrives, -1 leaves
-    signed = w.mul_(sign)
-    total = old + signed.sum(-1)
-    cancelled = total <= cancel_ratio * (old + gained)
+    net, gained = (w @ torch.stack([sign, added.to(w.dtype)], 1)).unbind(-1)  # (H, U) each
+    total = net.add_(1)  # the new mass over the old
+    cancelled = (total <= cancel_ratio * (1 + gained)) | (gained >= OVERFLOW_WEIGHT)
     total.masked_fill_(cancelled, 1.0)
-    # o' = o * old/total + sum_j signed_j/total * v_j, so o' - o = o * (old/total - 1) + delta
-    delta = torch.bmm(signed.div_(total.unsqueeze(-1)), values)  # (H, U, Dh)
-    step = torch.addcmul(delta, o, (old / total).sub_(1).unsqueeze(-1))
+    # o' = (o + sum_j sign_j w_j v_j) / total, so o' - o = delta - o * (1 - 1/total)
+    delta = torch.bmm(w.mul_(sign).div_(total.unsqueeze(-1)), values)  # (H, U, Dh)
+    step = torch.addcmul(delta, o, total.reciprocal().sub_(1).unsqueeze(-1))
     o.add_(step)
-    lse.copy_(m.add_(total.log_()))
+    lse.add_(total.log_())
     return torch.linalg.vector_norm(step, dim=-1), cancelled
