@@ -20,7 +20,7 @@ export interface ServerCommand {
 }
 
 export const INSTALL_HINT =
-  'Install the server with `pip install vqlsp` (or `pip install -e .` in a vqlsp checkout), ' +
+  'Install the server from a vqlsp checkout (`./scripts/demo` builds `.venv/bin/vqlsp`; or `pip install -e <checkout>`), ' +
   'then set `vqlsp.serverCommand` to `["/path/to/venv/bin/vqlsp", "serve"]` ' +
   'or `vqlsp.pythonPath` to that environment\'s Python.';
 

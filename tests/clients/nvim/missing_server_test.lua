@@ -19,6 +19,6 @@ return {
     vim.cmd('checkhealth vqlsp')
     local report = table.concat(vim.api.nvim_buf_get_lines(0, 0, -1, false), '\n')
     T.ok(report:find('ERROR `/nonexistent/bin/vqlsp` is not executable', 1, true), report)
-    T.ok(report:find('pip install vqlsp', 1, true), report)
+    T.ok(report:find('pip install -e <checkout>', 1, true), report)
   end },
 }

@@ -1,7 +1,7 @@
 --- :checkhealth vqlsp
 local M = {}
 
-local INSTALL = 'Install the server: `pip install vqlsp` (or `pip install -e .` in a vqlsp checkout), '
+local INSTALL = 'Install the server from a vqlsp checkout (`./scripts/demo` builds `.venv/bin/vqlsp`; or `pip install -e <checkout>`), '
   .. "then pass its path: require('vqlsp').setup({ cmd = { '/path/to/venv/bin/vqlsp', 'serve' } })"
 
 local function resolved_config()

@@ -128,7 +128,7 @@ describe('VqlspController start', () => {
     await controller.start();
     assert.equal(host.errors.length, 1);
     assert.ok(host.errors[0].message.includes('has no vqlsp installed'), host.errors[0].message);
-    assert.ok(host.errors[0].message.includes('pip install vqlsp'));
+    assert.ok(host.errors[0].message.includes('pip install -e <checkout>'));
     assert.ok(host.output.text.includes('No module named vqlsp'), 'stderr goes to the output channel');
     assert.equal(controller.isRunning, false);
   });

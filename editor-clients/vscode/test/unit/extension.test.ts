@@ -122,7 +122,7 @@ describe('activate', () => {
     }
     assert.equal(created.length, 0);
     assert.equal(state.errors.length, 1);
-    assert.match(state.errors[0], /`vqlsp` was not found on PATH\. Install the server with `pip install vqlsp`/);
+    assert.match(state.errors[0], /`vqlsp` was not found on PATH\. Install the server from a vqlsp checkout/);
     assert.equal(state.statusItems[0].text, '$(error) vqlsp');
     await extension.deactivate();
   });

@@ -48,7 +48,7 @@ describe('findExecutable and preflight', () => {
     const message = preflight({ command: 'vqlsp', args: ['serve'], origin: 'PATH' }, { PATH: '/nowhere' });
     assert.ok(message !== undefined);
     assert.ok(message.includes('`vqlsp` was not found on PATH'));
-    assert.ok(message.includes(INSTALL_HINT) && message.includes('pip install vqlsp'));
+    assert.ok(message.includes(INSTALL_HINT) && message.includes('pip install -e <checkout>'));
   });
 
   it('names the setting that points to a missing interpreter', () => {
