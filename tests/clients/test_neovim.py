@@ -19,6 +19,7 @@ SESSION_STEPS = [
     "receives a classification and diagnostics for the opened document",
     "buffer edits give results for the new version",
     "many small edits (typing) converge on the final text",
+    "a change the server cannot apply is answered by resending the buffer",
     ":VqlspStatus shows the compute stats of this buffer",
     "hover shows the document label",
     "settings changes reach the server",

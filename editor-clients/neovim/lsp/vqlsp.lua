@@ -21,5 +21,8 @@ return {
     ['vqlsp/classification'] = function(err, result, ctx)
       require('vqlsp.status').on_classification(err, result, ctx)
     end,
+    ['vqlsp/resync'] = function(err, result, ctx)
+      require('vqlsp.status').on_resync(err, result, ctx)
+    end,
   },
 }

@@ -8,7 +8,14 @@
 import type { ChildProcess } from 'node:child_process';
 
 import { earlyExitMessage, launchServer, preflight, serverCommand, INSTALL_HINT, type ServerCommand } from './launch';
-import { CLASSIFICATION_NOTIFICATION, DOCUMENT_STATS_COMMAND, isClassification, type Classification } from './protocol';
+import {
+  CLASSIFICATION_NOTIFICATION,
+  DOCUMENT_STATS_COMMAND,
+  RESYNC_NOTIFICATION,
+  isClassification,
+  isResync,
+  type Classification,
+} from './protocol';
 import {
   RESTART_SETTINGS,
   SETTINGS_SECTION,
@@ -48,6 +55,8 @@ export interface Host {
   showError(message: string, ...actions: string[]): Promise<string | undefined>;
   showInfo(message: string): void;
   activeDocument(): { uri: string; languageId: string } | undefined;
+  /** An open document's current state, by URI. */
+  openDocument(uri: string): { uri: string; languageId: string; version: number; text: string } | undefined;
   openSettings(): void;
   readonly output: OutputSink;
   readonly statusItem: StatusItem;
@@ -116,6 +125,31 @@ export class VqlspController {
     return this.running;
   }
 
+  /**
+   * Answers `vqlsp/resync`: the server lost track of a document and waits for its whole
+   * text, so send it as a fresh `didOpen` (the server replaces its copy; later incremental
+   * changes apply on top of it).
+   */
+  private resync(params: unknown): void {
+    if (!isResync(params)) {
+      this.host.output.appendLine(`[vqlsp client] ignored malformed resync: ${JSON.stringify(params)}`);
+      return;
+    }
+    const document = this.host.openDocument(params.uri);
+    this.host.output.appendLine(
+      `[vqlsp client] server resync of ${params.uri} (${params.reason}): ` +
+        (document ? `sending its text, version ${document.version}` : 'the document is no longer open'),
+    );
+    if (document === undefined || this.client === undefined) {
+      return;
+    }
+    void this.client
+      .sendNotification('textDocument/didOpen', {
+        textDocument: { uri: document.uri, languageId: document.languageId, version: document.version, text: document.text },
+      })
+      .catch((error: unknown) => this.host.output.appendLine(`[vqlsp client] resync failed: ${String(error)}`));
+  }
+
   /** Starts the server; on failure tells the user why and how to fix it, and resolves anyway. */
   async start(): Promise<void> {
     const settings = this.host.settings();
@@ -144,6 +178,7 @@ export class VqlspController {
         (params) => this.host.output.appendLine(`[vqlsp client] ignored malformed classification: ${JSON.stringify(params)}`),
       ),
     );
+    client.onNotification(RESYNC_NOTIFICATION, (params) => this.resync(params));
     this.setStatus('$(sync~spin) vqlsp', `vqlsp: starting \`${[command.command, ...command.args].join(' ')}\``);
     try {
       await client.start();

@@ -79,6 +79,12 @@ function vscodeHost(output: vscode.OutputChannel, statusItem: vscode.StatusBarIt
       const document = vscode.window.activeTextEditor?.document;
       return document ? { uri: document.uri.toString(), languageId: document.languageId } : undefined;
     },
+    openDocument: (uri) => {
+      const document = vscode.workspace.textDocuments.find((d) => d.uri.toString() === uri);
+      return document
+        ? { uri, languageId: document.languageId, version: document.version, text: document.getText() }
+        : undefined;
+    },
     openSettings: () => void vscode.commands.executeCommand('workbench.action.openSettings', SETTINGS_SECTION),
     output,
     statusItem: statusItem as StatusItem,

@@ -8,6 +8,7 @@
  */
 
 export const CLASSIFICATION_NOTIFICATION = 'vqlsp/classification';
+export const RESYNC_NOTIFICATION = 'vqlsp/resync';
 export const DOCUMENT_STATS_COMMAND = 'vqlsp.documentStats';
 export const DIAGNOSTIC_SOURCE = 'vqlsp';
 
@@ -15,7 +16,8 @@ export const DIAGNOSTIC_SOURCE = 'vqlsp';
 export interface Classification {
   uri: string;
   version: number | null;
-  label: string;
+  /** null when the model has no document head */
+  label: string | null;
   probabilities: Record<string, number>;
   tokens: number;
   /** Fraction of the work (rows x layers) reused from the cached state, 0..1. */
@@ -41,12 +43,31 @@ export function isClassification(value: unknown): value is Classification {
   return (
     typeof uri === 'string' &&
     (typeof version === 'number' || version === null) &&
-    typeof label === 'string' &&
+    (typeof label === 'string' || label === null) &&
     isRecord(probabilities) &&
     Object.values(probabilities).every((p) => typeof p === 'number') &&
     typeof tokens === 'number' &&
     typeof reused_fraction === 'number' &&
     typeof ms === 'number' &&
     typeof textHash === 'string'
+  );
+}
+
+/**
+ * Params of `vqlsp/resync`: the server no longer trusts its copy of a document (a
+ * change it could not apply) and withholds results until it gets the whole text.
+ */
+export interface Resync {
+  uri: string;
+  version: number | null;
+  reason: string;
+}
+
+export function isResync(value: unknown): value is Resync {
+  return (
+    isRecord(value) &&
+    typeof value.uri === 'string' &&
+    (typeof value.version === 'number' || value.version === null) &&
+    typeof value.reason === 'string'
   );
 }

@@ -38,18 +38,19 @@ export function percent(p: number, digits = 0): string {
 
 /** Probability of the winning label (the label's own entry; 0 if the server left it out). */
 export function labelProbability(c: Classification): number {
-  return c.probabilities[c.label] ?? 0;
+  return c.label === null ? 0 : (c.probabilities[c.label] ?? 0);
 }
 
-/** Status bar text, e.g. "$(symbol-keyword) sport 87%". */
+/** Status bar text, e.g. "$(symbol-keyword) sport 87%" ("no label" for a model without a document head). */
 export function statusText(c: Classification): string {
-  return `$(symbol-keyword) ${c.label} ${percent(labelProbability(c))}`;
+  return c.label === null ? '$(symbol-keyword) no label' : `$(symbol-keyword) ${c.label} ${percent(labelProbability(c))}`;
 }
 
 /** Status bar tooltip: all probabilities, then what the update cost. */
 export function statusTooltip(c: Classification): string {
   const ranked = Object.entries(c.probabilities).sort((a, b) => b[1] - a[1]);
-  const lines = [`vqlsp: ${c.label} (${percent(labelProbability(c), 1)})`, ''];
+  const heading = c.label === null ? 'vqlsp: this model has no document label' : `vqlsp: ${c.label} (${percent(labelProbability(c), 1)})`;
+  const lines = [heading, ''];
   for (const [label, p] of ranked) {
     lines.push(`${label}: ${percent(p, 1)}`);
   }

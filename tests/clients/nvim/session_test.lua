@@ -157,6 +157,26 @@ return {
     T.eq(c.version, lsp_version(), 'latest version classified')
   end },
 
+  { 'a change the server cannot apply is answered by resending the buffer', function()
+    local version = lsp_version()
+    T.messages = {}
+    status.results[bufnr] = nil
+    -- a range before the first line: the server withholds results and asks for the text
+    client:notify('textDocument/didChange', {
+      textDocument = { uri = vim.uri_from_bufnr(bufnr), version = version + 1 },
+      contentChanges = { { range = { start = { line = -1, character = 0 }, ['end'] = { line = 0, character = 1 } }, text = 'x' } },
+    })
+    T.wait('the plugin to resend the buffer', function()
+      return #T.messages > 0
+    end)
+    T.ok(T.messages[1].msg:find('vqlsp: resending', 1, true), 'resync message: ' .. T.messages[1].msg)
+    wait_current_classification()
+    -- later incremental edits apply on top of the resent text
+    vim.api.nvim_buf_set_text(bufnr, 0, 0, 0, 0, { 'Resynced. ' })
+    local c = wait_current_classification()
+    T.eq(c.version, lsp_version(), 'an edit after the resync is classified')
+  end },
+
   { ':VqlspStatus shows the compute stats of this buffer', function()
     T.messages = {}
     vim.cmd('VqlspStatus')

@@ -9,14 +9,21 @@ M.ns = vim.api.nvim_create_namespace('vqlsp.classification')
 ---@type table<integer, table> bufnr -> classification params
 M.results = {}
 
-local function probability(c)
-  return (c.probabilities or {})[c.label] or 0
+local function has_label(c)
+  return type(c.label) == 'string'
 end
 
---- "sport 87%"
+local function probability(c)
+  return has_label(c) and (c.probabilities or {})[c.label] or 0
+end
+
+--- "sport 87%" ("no label" for a model without a document head)
 ---@param c table
 ---@return string
 function M.format(c)
+  if not has_label(c) then
+    return 'no label'
+  end
   return string.format('%s %d%%', c.label, math.floor(probability(c) * 100 + 0.5))
 end
 
@@ -33,7 +40,10 @@ end
 
 --- Handler of the `vqlsp/classification` notification.
 function M.on_classification(err, result, _ctx)
-  if err or type(result) ~= 'table' or type(result.uri) ~= 'string' or type(result.label) ~= 'string' then
+  if err or type(result) ~= 'table' or type(result.uri) ~= 'string' then
+    return
+  end
+  if type(result.label) ~= 'string' and result.label ~= vim.NIL then
     return
   end
   local bufnr = vim.uri_to_bufnr(result.uri)
@@ -55,6 +65,37 @@ function M.on_classification(err, result, _ctx)
     data = { bufnr = bufnr, classification = result },
   })
   vim.cmd.redrawstatus({ bang = true })
+end
+
+--- The buffer's whole text as Neovim itself sends it (line ending, final newline).
+local function full_text(bufnr)
+  local eol = ({ dos = '\r\n', mac = '\r' })[vim.bo[bufnr].fileformat] or '\n'
+  local text = table.concat(vim.api.nvim_buf_get_lines(bufnr, 0, -1, true), eol)
+  return vim.bo[bufnr].eol and text .. eol or text
+end
+
+--- Handler of the `vqlsp/resync` notification: the server lost track of a document
+--- (a change it could not apply) and waits for its whole text; send it as a fresh
+--- didOpen, which replaces the server's copy (later incremental changes apply on top).
+function M.on_resync(err, result, ctx)
+  if err or type(result) ~= 'table' or type(result.uri) ~= 'string' then
+    return
+  end
+  local bufnr = vim.uri_to_bufnr(result.uri)
+  local client = vim.lsp.get_client_by_id(ctx.client_id)
+  if not client or not vim.api.nvim_buf_is_loaded(bufnr) then
+    return
+  end
+  vim.notify(string.format('vqlsp: resending %s (%s)', vim.api.nvim_buf_get_name(bufnr), tostring(result.reason)),
+    vim.log.levels.WARN)
+  client:notify('textDocument/didOpen', {
+    textDocument = {
+      uri = result.uri,
+      languageId = client.config.get_language_id(bufnr, vim.bo[bufnr].filetype),
+      version = vim.lsp.util.buf_versions[bufnr],
+      text = full_text(bufnr),
+    },
+  })
 end
 
 ---@param bufnr integer

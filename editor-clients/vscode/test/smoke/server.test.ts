@@ -212,7 +212,7 @@ describe('vqlsp serve, driven as the VS Code extension drives it', () => {
     const c = await classifications.next((x) => x.uri === uri && x.version === 1, 'classification of version 1');
     assert.equal(c.textHash, sha256(text));
     assert.deepEqual(Object.keys(c.probabilities).sort(), ['business', 'sport', 'tech']);
-    assert.ok(c.label in c.probabilities);
+    assert.ok(c.label !== null && c.label in c.probabilities);
     assert.ok(Math.abs(Object.values(c.probabilities).reduce((a, b) => a + b, 0) - 1) < 1e-4);
     assert.ok(c.tokens > 0 && c.ms >= 0 && c.reused_fraction >= 0 && c.reused_fraction <= 1);
     assert.equal(store.get(uri), c, 'the extension store holds it');

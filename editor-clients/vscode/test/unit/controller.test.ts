@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 
 import { COMMANDS, VqlspController, type ClientLike, type ClientSpec, type Host } from '../../src/controller';
 import { INSTALL_HINT } from '../../src/launch';
-import { CLASSIFICATION_NOTIFICATION, DOCUMENT_STATS_COMMAND } from '../../src/protocol';
+import { CLASSIFICATION_NOTIFICATION, DOCUMENT_STATS_COMMAND, RESYNC_NOTIFICATION } from '../../src/protocol';
 import { classification, reader } from './helpers';
 
 class FakeHost implements Host {
@@ -35,6 +35,8 @@ class FakeHost implements Host {
   }
   showInfo(message: string) { this.infos.push(message); }
   activeDocument() { return this.document; }
+  openDocuments = new Map([['file:///notes.md', { uri: 'file:///notes.md', languageId: 'markdown', version: 7, text: 'Shares fell.\n' }]]);
+  openDocument(uri: string) { return this.openDocuments.get(uri); }
   openSettings() { this.settingsOpened += 1; }
 }
 
@@ -89,6 +91,31 @@ describe('VqlspController start', () => {
     client.notify({ uri: 'file:///notes.md' });
     assert.ok(host.output.text.includes('ignored malformed classification'));
     assert.deepEqual(host.errors, []);
+  });
+
+  it('shows a classification without a document label (a model with no document head)', async () => {
+    const { host, clients, controller } = setup();
+    await controller.start();
+    clients[0].notify(classification({ version: 3, label: null }));
+    assert.equal(host.statusItem.text, '$(symbol-keyword) no label');
+    assert.ok(host.statusItem.tooltip?.startsWith('vqlsp: this model has no document label'));
+  });
+
+  it('answers a resync by sending the whole document again', async () => {
+    const { host, clients, controller } = setup();
+    await controller.start();
+    const [client] = clients;
+    client.handlers.get(RESYNC_NOTIFICATION)?.({ uri: 'file:///notes.md', version: 6, reason: 'range past the end' });
+    assert.deepEqual(client.notifications, [[
+      'textDocument/didOpen',
+      { textDocument: { uri: 'file:///notes.md', languageId: 'markdown', version: 7, text: 'Shares fell.\n' } },
+    ]]);
+    assert.ok(host.output.text.includes('server resync of file:///notes.md (range past the end): sending its text, version 7'));
+    client.handlers.get(RESYNC_NOTIFICATION)?.({ uri: 'file:///closed.md', version: 1, reason: 'x' });
+    client.handlers.get(RESYNC_NOTIFICATION)?.({ uri: 42 });
+    assert.equal(client.notifications.length, 1, 'nothing to send for a closed document or bad params');
+    assert.ok(host.output.text.includes('the document is no longer open'));
+    assert.ok(host.output.text.includes('ignored malformed resync'));
   });
 
   it('hides the status item for documents of other languages', async () => {
