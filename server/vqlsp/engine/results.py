@@ -63,12 +63,12 @@ def timed_apply(
 
 @dataclass
 class Outputs:
-    """Document-level results. ``hidden``, when asked for, is a view of cached state."""
+    """Document-level results (and, on request, the final states)."""
 
     probabilities: torch.Tensor | None  # (n_labels,) float32, document head; None without one
     labels: list[str]
     spans: torch.Tensor | None = None  # (n_spans, n_span_labels) span-head probabilities, on request
-    hidden: torch.Tensor | None = None  # (n, hidden_dim) final states, on request (aliases the cache)
+    hidden: torch.Tensor | None = None  # (n, hidden_dim) final states in document order, on request
 
     @property
     def label(self) -> str | None:

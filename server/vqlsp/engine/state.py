@@ -1,13 +1,12 @@
 """The cached per-document state of an incremental session: row buffers addressed by slot.
 
 A token's row lives in a *slot* of every buffer (the capacity axis) and stays
-there while the token lives:
-an edit never moves rows. ``order[i]`` is the slot of the document's i-th token
+there while the token lives: an edit never moves rows. ``order[i]`` is the slot of the document's i-th token
 and ``rank[slot]`` its index (-1 for a free slot). Deleting a token frees its
 slot; inserted tokens reuse the slots their edit freed (a replacement stays in
 place) and otherwise take fresh slots after ``used``. Slots then drift out of
-document order, so once the waste (free slots below ``used``, appended tokens)
-passes an eighth of the document, ``compact`` gathers every buffer back into
+document order, so once the waste (free slots below ``used``, tokens given fresh
+slots away from the document's end) passes an eighth of the document, ``compact`` gathers every buffer back into
 document order: one copy amortised over many edits, where moving rows on every
 insertion or deletion would copy half the document's state each time.
 
