@@ -1,19 +1,29 @@
 """The attention kernels against a plain softmax, on keys held in slot order with free slots.
 
 Both paths of ``attend_rows`` (PyTorch's fused CPU flash kernel, and the explicit
-masked softmax the engine uses on other devices) and the in-place accumulator
-update ``update_rows_`` must give what a from-scratch softmax over the keys
-each row may see gives.
+masked softmax the engine uses on other devices) and both paths of the in-place
+accumulator update ``update_rows_`` (PyTorch ops, and the fused C kernel built on
+this machine) must give what a from-scratch softmax over the keys each row may
+see gives.
 """
 
 from __future__ import annotations
 
 import math
+import shutil
+import subprocess
+import sys
 
 import pytest
 import torch
 
-from vqlsp.engine.attention import _attend_rows_explicit, _attend_rows_flash, update_rows_
+from vqlsp.engine import native
+from vqlsp.engine.attention import (
+    MAX_LOG_WEIGHT,
+    _attend_rows_explicit,
+    _attend_rows_flash,
+    update_rows_torch_,
+)
 
 H, HKV, DH = 4, 2, 8
 
@@ -48,7 +58,15 @@ def test_attend_rows_matches_a_plain_softmax(kernel):
     torch.testing.assert_close(lse, lse_ref, atol=1e-5, rtol=0)
 
 
-def test_update_rows_equals_attending_afresh():
+def native_update(*args):
+    if not native.available():
+        assert shutil.which("cc") is None, "a C compiler is here but the native kernel did not build"
+        pytest.skip("no C compiler: the engine uses the PyTorch path")
+    return native.update_rows_(*args, MAX_LOG_WEIGHT)
+
+
+@pytest.mark.parametrize("update", [update_rows_torch_, native_update], ids=["torch", "native"])
+def test_update_rows_equals_attending_afresh(update):
     """Keys leave and arrive; updated rows equal a fresh softmax over the new keys, rows that
     see no changed key stay bit for bit, and the returned distances are the true moves."""
     gen = torch.Generator().manual_seed(1)
@@ -65,7 +83,7 @@ def test_update_rows_equals_attending_afresh():
     coord = torch.tensor([2 * 10 + 1, 2 * 20, 2 * 20])  # old numbering for the leaver: rows keep theirs
     added = torch.tensor([False, False, True])
     new_o, new_lse = o.clone(), lse.clone()
-    moved, cancelled = update_rows_(q, new_o, new_lse, 2 * rows, keys, values, coord, added, 0.25)
+    moved, cancelled = update(q, new_o, new_lse, 2 * rows, keys, values, coord, added, 0.25)
     keep = torch.ones(n, dtype=torch.bool)
     keep[10] = False
     rank = torch.where(keep, rows, -1)
@@ -78,3 +96,14 @@ def test_update_rows_equals_attending_afresh():
     torch.testing.assert_close(new_lse[:, ok], lse_ref[:, ok], atol=1e-5, rtol=0)
     assert torch.equal(new_o[:, :11], o[:, :11]) and torch.equal(new_lse[:, :11], lse[:, :11])
     torch.testing.assert_close(moved, torch.linalg.vector_norm(new_o - o, dim=-1), atol=1e-6, rtol=0)
+
+
+def test_without_a_compiler_the_engine_keeps_the_pytorch_path(tmp_path):
+    """A failed build is logged once and leaves ``available()`` False (no exception)."""
+    code = "from vqlsp.engine import native; print(native.available())"
+    env = {"PATH": "/usr/bin:/bin", "CC": "/no/such/cc", "VQLSP_CACHE": str(tmp_path), "HOME": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
+    assert "using the PyTorch path" in done.stderr
+    assert not list(tmp_path.glob("native/*.so"))

@@ -113,6 +113,17 @@ def test_random_edits_equal_dense_across_compactions(data):
         run_sequence(data, "llama", "stable")
 
 
+@pytest.mark.parametrize("policy", ["stable", "exact"])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_random_edits_equal_dense_with_the_pytorch_update(policy, data):
+    """The accumulator update's PyTorch path (other devices, or no C compiler) in the whole
+    engine; the tests above run the fused C kernel where one could be built."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("vqlsp.engine.native.available", lambda: False)
+        run_sequence(data, "llama", policy)
+
+
 def test_reuse_and_flip_paths_are_both_taken():
     """On a longer document most rows keep their codes (margin check), some flip."""
     model = tiny_model("llama")

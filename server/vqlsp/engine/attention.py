@@ -36,6 +36,8 @@ import math
 
 import torch
 
+from . import native
+
 # score tensors (and masks) are built in chunks of at most this many floats
 CHUNK_ELEMENTS = 1 << 23
 # an arriving key whose weight exceeds the row's mass by more than e^80 (exp overflows
@@ -129,9 +131,30 @@ def update_rows_(
     ``key_coord < row_coord``. ``o`` and ``lse`` (which may be views of a larger
     buffer) are overwritten with the new values. Returns how far each (head, row)'s
     ``o`` moved (H, U), and ``cancelled`` (H, U) where the update was unsafe and the
-    row must be recomputed in full (its new ``o``, ``lse`` are then meaningless).
+    row must be recomputed in full (its ``o``, ``lse`` are then meaningless).
     A row for which no key counts is left exactly as it was.
+
+    On the CPU the element-wise work runs in a fused C kernel (``native``) when one
+    could be built; elsewhere, or without a compiler, in PyTorch ops.
     """
+    args = (q, o, lse, row_coord, keys, values, key_coord, added, cancel_ratio)
+    if q.device.type == "cpu" and q.dtype == torch.float32 and native.available():
+        return native.update_rows_(*args, MAX_LOG_WEIGHT)
+    return update_rows_torch_(*args)
+
+
+def update_rows_torch_(
+    q: torch.Tensor,
+    o: torch.Tensor,
+    lse: torch.Tensor,
+    row_coord: torch.Tensor,
+    keys: torch.Tensor,
+    values: torch.Tensor,
+    key_coord: torch.Tensor,
+    added: torch.Tensor,
+    cancel_ratio: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``update_rows_`` in PyTorch ops (any device)."""
     h, u, dh = q.shape
     hkv = keys.shape[0]
     if h != hkv:  # grouped-query attention: each kv head serves h / hkv query heads

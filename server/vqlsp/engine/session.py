@@ -27,7 +27,8 @@ Where the time goes (SmolLM2, 1024 tokens, one CPU thread): with a row or two
 changed per layer, streaming the layer's weights through the few-row matmuls
 (~14 MB fp32 a layer, ``model/packed.py``) and reading its keys/values for the
 new rows' attention cost about as much as all the bookkeeping; the accumulator
-update of the tail grows with the rows after the first change.
+update of the tail (fused in C on the CPU, ``native``) grows with the rows after
+the first change.
 
 Reference: Sharir & Anandkumar, *Incrementally-Computable Neural Networks*,
 arXiv 2307.14988.
