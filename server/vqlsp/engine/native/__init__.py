@@ -65,8 +65,8 @@ def _load() -> ctypes.CDLL | None:
             _failed = True
             return None
         digest = hashlib.sha256(SOURCE.read_bytes() + " ".join(COMPILE + LINK).encode()).hexdigest()[:16]
-        target = cache_dir() / "native" / f"update_rows-{digest}-{platform.machine()}-{platform.node()}.so"
         try:
+            target = cache_dir() / "native" / f"update_rows-{digest}-{platform.machine()}-{platform.node()}.so"
             if not target.is_file():
                 _build(target)
             library = ctypes.CDLL(str(target))
