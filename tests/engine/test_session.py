@@ -71,8 +71,9 @@ def edit_call(draw, n: int) -> list[TokenEdit]:
 def run_sequence(data, variant: str, policy: str, pooling: str = "mean", max_drift: int = 8) -> None:
     model = tiny_model(variant, pooling=pooling)
     ids = data.draw(st.lists(st.integers(0, VOCAB - 1), max_size=40), label="initial")
-    # 0: always update accumulators; 3: the default switch to full attention when many keys change
-    ratio = data.draw(st.sampled_from([0.0, 3.0]), label="update_cost_ratio")
+    # 0: always update accumulators; 1 (the default) and 3: switch to full attention once
+    # many keys change (3: early)
+    ratio = data.draw(st.sampled_from([0.0, 1.0, 3.0]), label="update_cost_ratio")
     session = IncrementalSession(model, ids, policy, max_drift=max_drift, update_cost_ratio=ratio)
     if not check_against_dense(session, model):
         return
