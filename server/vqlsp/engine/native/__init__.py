@@ -5,9 +5,9 @@ element-wise passes over (heads, rows, keys) and (heads, rows, d_head) temporari
 around two batched matmuls. ``update_rows.c`` fuses the element-wise parts into one
 pass on each side of the second matmul; the matmuls stay with BLAS. It is built
 with the system C compiler (``$CC``, else ``cc``) into the user cache
-(``$VQLSP_CACHE`` or ``$XDG_CACHE_HOME/vqlsp``) once per source version and CPU, and
-loaded with ctypes; where no compiler works, or ``VQLSP_NATIVE=0``, ``available()``
-is False and the engine keeps the PyTorch path. ``tests/engine/test_attention.py``
+(``$VQLSP_CACHE`` or ``$XDG_CACHE_HOME/vqlsp``) once per source version and CPU
+feature set, and loaded with ctypes; where no compiler works, or ``VQLSP_NATIVE=0``,
+``available()`` is False and the engine keeps the PyTorch path. ``tests/engine/test_attention.py``
 checks both against a plain softmax.
 """
 
@@ -56,6 +56,16 @@ def _build(target: Path) -> None:
     write_atomically(target, compile_and_link)
 
 
+def _cpu_features() -> bytes:
+    """What ``-march=native`` compiled for: a library built on one CPU must not be loaded on
+    another that lacks its instructions (a shared cache directory, a moved home)."""
+    try:
+        with open("/proc/cpuinfo", "rb") as f:
+            return next((line for line in f if line.startswith((b"flags", b"Features"))), b"")
+    except OSError:
+        return (platform.processor() or platform.machine()).encode()
+
+
 def _load() -> ctypes.CDLL | None:
     global _library, _failed
     with _lock:
@@ -64,9 +74,10 @@ def _load() -> ctypes.CDLL | None:
         if os.environ.get("VQLSP_NATIVE", "1") == "0":
             _failed = True
             return None
-        digest = hashlib.sha256(SOURCE.read_bytes() + " ".join(COMPILE + LINK).encode()).hexdigest()[:16]
+        key = SOURCE.read_bytes() + " ".join(COMPILE + LINK).encode() + _cpu_features()
+        digest = hashlib.sha256(key).hexdigest()[:16]
         try:
-            target = cache_dir() / "native" / f"update_rows-{digest}-{platform.machine()}-{platform.node()}.so"
+            target = cache_dir() / "native" / f"update_rows-{digest}-{platform.machine()}.so"
             if not target.is_file():
                 _build(target)
             library = ctypes.CDLL(str(target))
