@@ -137,6 +137,9 @@ def update_rows_(
     On the CPU the element-wise work runs in a fused C kernel (``native``) when one
     could be built; elsewhere, or without a compiler, in PyTorch ops.
     """
+    h, hkv = q.shape[0], keys.shape[0]
+    if h != hkv:  # grouped-query attention: each kv head serves h / hkv query heads
+        keys, values = keys.repeat_interleave(h // hkv, 0), values.repeat_interleave(h // hkv, 0)
     args = (q, o, lse, row_coord, keys, values, key_coord, added, cancel_ratio)
     if q.device.type == "cpu" and q.dtype == torch.float32 and native.available():
         return native.update_rows_(*args, MAX_LOG_WEIGHT)
@@ -154,11 +157,8 @@ def update_rows_torch_(
     added: torch.Tensor,
     cancel_ratio: float,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``update_rows_`` in PyTorch ops (any device)."""
-    h, u, dh = q.shape
-    hkv = keys.shape[0]
-    if h != hkv:  # grouped-query attention: each kv head serves h / hkv query heads
-        keys, values = keys.repeat_interleave(h // hkv, 0), values.repeat_interleave(h // hkv, 0)
+    """``update_rows_`` in PyTorch ops (any device); keys, values (H, J, Dh), one per query head."""
+    dh = q.shape[-1]
     # weights relative to the row's current mass, w_j = exp(score_j - lse): (H, U, J),
     # 0 where the key does not count; clamped (and the row recomputed) far past overflow
     s = torch.bmm(q, keys.transpose(1, 2)).mul_(1.0 / math.sqrt(dh)).sub_(lse.unsqueeze(-1))

@@ -250,7 +250,8 @@ class IncrementalSession:
             survivors = fresh[~call.is_new[fresh]]
             old_k, old_v = st.k[layer][:, survivors], st.v[layer][:, survivors]  # (Hkv, r, Dh)
             if len(fresh):
-                q, k, v = (t.transpose(0, 1) for t in block.qkv(st.x[layer, fresh], self.model.positional(st.pos[fresh])))
+                rows_qkv = block.qkv(st.x[layer, fresh], self.model.positional(st.pos[fresh]))
+                q, k, v = (t.transpose(0, 1) for t in rows_qkv)  # head-major, as stored
                 st.q[layer][:, fresh], st.k[layer][:, fresh], st.v[layer][:, fresh] = q, k, v
                 ops.rows(cost, qkv=len(fresh))
             else:

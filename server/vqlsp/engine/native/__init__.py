@@ -114,11 +114,10 @@ def update_rows_(
     max_log_weight: float,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``attention.update_rows_`` with its element-wise passes fused (CPU, float32;
-    ``available()`` must hold). Same arguments and results, except that a cancelled
-    row's ``o`` and ``lse`` are left as they were (the engine recomputes it either way)."""
+    ``available()`` must hold; keys, values (H, J, Dh), one per query head). Same results,
+    except that a cancelled row's ``o`` and ``lse`` are left as they were (the engine
+    recomputes it either way)."""
     h, u, dh = q.shape
-    if keys.shape[0] != h:  # grouped-query attention: each kv head serves h / hkv query heads
-        keys, values = keys.repeat_interleave(h // keys.shape[0], 0), values.repeat_interleave(h // keys.shape[0], 0)
     for t in (q, o):
         assert t.dtype == torch.float32 and t.stride(2) == 1, "rows must be float32 with d_head contiguous"
     scores = torch.bmm(q, keys.mul(1.0 / math.sqrt(dh)).transpose(1, 2))  # (H, U, J), contiguous
