@@ -19,7 +19,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lora-rank", type=int, help="rank of the attention adapters")
     for name, text in (("w-vq", "codebook + commitment"), ("w-margin", "margin widening"),
                        ("w-flip", "flip-aware (edited copy)"), ("w-hidden", "state distillation"),
-                       ("w-logits", "logit distillation")):
+                       ("w-logits", "logit distillation"), ("w-task", "heads' cross-entropy on labelled text")):
         p.add_argument(f"--{name}", type=float, help=f"weight of the {text} loss")
     p.add_argument("--jitter", type=float, help="fraction of steps with jittered position ids")
     p.add_argument("--window-tokens", type=int, help="length of the training text windows")
@@ -32,7 +32,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
 def _overrides(args: argparse.Namespace) -> dict:
     names = {"k": "k", "exit_layer": "exit_layer", "steps": "steps", "batch_size": "batch_size", "lr": "lr",
              "lora_rank": "lora_rank", "w_vq": "w_vq", "w_margin": "w_margin", "w_flip": "w_flip",
-             "w_hidden": "w_hidden", "w_logits": "w_logits", "jitter": "jitter", "window_tokens": "window_tokens",
+             "w_hidden": "w_hidden", "w_logits": "w_logits", "w_task": "w_task", "jitter": "jitter",
+             "window_tokens": "window_tokens",
              "time_limit": "time_limit_s"}
     out = {field: getattr(args, arg) for arg, field in names.items() if getattr(args, arg) is not None}
     out["seed"] = args.seed

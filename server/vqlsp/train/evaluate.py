@@ -4,6 +4,9 @@
 * ``dense_acc``: the VQ-off base model with heads fitted the same way (logistic
   regression, pooling and L2 by validation) on its own features, at the same
   depth; ``dense_full_depth_acc`` at all layers. This is the accuracy VQ must not lose.
+* ``vq_off_acc``: the checkpoint's own (fine-tuned) weights with VQ off, heads fitted
+  the same way: what quantization costs the network it was trained into, as
+  opposed to what the fine-tuning (with its task term) gained over the base.
 * ``stable_vs_exact_agreement``: over random atomic edit traces (insert / delete /
   replace one token), how often the labels (document label, every span label)
   under the ``stable`` policy's position ids equal those under exact ids.
@@ -109,17 +112,19 @@ def evaluate_model(
     vq_feats = extract(model, data, [depth], vq=True, splits=("test",), progress=progress)
     vq_acc = head_test_accuracy(model, vq_feats, data, depth)
     dense_feats = extract(dense_model, data, sorted({depth, full}), vq=False, progress=progress)
+    own_feats = extract(model, data, [depth], vq=False, progress=progress) if model is not dense_model else dense_feats
     dim = dense_model.hidden_dim
     result: dict = {"depth": depth, "codebook_size": model.cfg.vq.codebook_size}
     for task, fit in (
-        ("document", lambda d: fit_document_head(dense_feats, data, d, dim)),
-        ("span", lambda d: fit_span_head(dense_feats, d, dim)),
+        ("document", lambda feats, d: fit_document_head(feats, data, d, dim)),
+        ("span", lambda feats, d: fit_span_head(feats, d, dim)),
     ):
-        at_depth, at_full = fit(depth), fit(full)
+        at_depth, at_full = fit(dense_feats, depth), fit(dense_feats, full)
         result[task] = {
             "dense_acc": at_depth.metrics["test_acc"],
             "vq_acc": vq_acc.get(task),
             "dense_full_depth_acc": at_full.metrics["test_acc"],
+            "vq_off_acc": fit(own_feats, depth).metrics["test_acc"],
             "test_examples": int(
                 len(data.doc_targets["test"]) if task == "document" else len(dense_feats.span["test"][1])
             ),

@@ -10,6 +10,8 @@ windows of training text:
          + w_vq     * sum over layers of VQ-VAE codebook + commitment loss (straight-through)
          + w_margin * margin_loss                                       widen code margins
          + w_flip   * flip_loss(batch, copy with one token replaced)    keep edits local
+         + w_task   * the heads' cross-entropy on labelled text          keep what the heads read
+                                                                        (``supervision.py``)
 
 The student reads randomly jittered position ids (gaps and duplicates) on a
 fraction of the batches while the teacher reads exact ones, so the engine's
@@ -37,6 +39,7 @@ from tqdm import tqdm
 from ..model.transformer import VQTransformer
 from .lora import add_lora, lora_disabled
 from .losses import distillation, flip_loss, jittered_positions, margin_loss, replaced_copy
+from .supervision import LabelledText, task_loss
 
 
 @dataclass
@@ -55,6 +58,9 @@ class FinetuneConfig:
     w_flip: float = 0.0
     flip_gamma: float = 0.02
     flip_drift: float = 0.1
+    w_task: float = 0.0
+    task_docs: int = 8  # labelled articles per step (task term)
+    task_span_docs: int = 8  # labelled sentiment documents per step (task term)
     jitter: float = 0.5  # fraction of steps whose student positions are jittered
     p_duplicate: float = 0.05
     p_gap: float = 0.05
@@ -71,7 +77,8 @@ def trainable_parameters(model: VQTransformer) -> dict[str, torch.nn.Parameter]:
 
 
 def prepare_student(model: VQTransformer, cfg: FinetuneConfig) -> None:
-    """Adapters on the attention projections and trainable codebooks, in the layers that run."""
+    """Adapters on the attention projections and trainable codebooks, in the layers that run
+    (and the heads, for the task term)."""
     add_lora(model, cfg.lora_rank)
     for i, block in enumerate(model.blocks):
         keep = i < model.cfg.depth
@@ -79,6 +86,16 @@ def prepare_student(model: VQTransformer, cfg: FinetuneConfig) -> None:
             if p.requires_grad and not keep:
                 p.requires_grad_(False)
         block.vq.codebook.requires_grad_(keep)
+    if cfg.w_task:
+        # Heads start from zero: the ones fitted on this very training split already classify it
+        # almost perfectly (cross-entropy ~0.2, measured) and would pass the adapters no gradient.
+        for head in (model.document_head, model.span_head):
+            if head is None:
+                raise ValueError("the task term (w_task) trains both heads; the model must carry them")
+            with torch.no_grad():
+                head.linear.weight.zero_()
+                head.linear.bias.zero_()
+            head.requires_grad_(True)
     model.train()
 
 
@@ -92,24 +109,46 @@ def lr_factor(cfg: FinetuneConfig, step: int, elapsed_s: float) -> float:
     return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
-def step_loss(raw: VQTransformer, student, ids: torch.Tensor, cfg: FinetuneConfig, g: torch.Generator) -> dict:
-    """All loss terms for one batch of ids (B, T); ``student`` is ``raw`` or its DDP wrapper."""
+def step_loss(
+    raw: VQTransformer,
+    student,
+    ids: torch.Tensor,
+    cfg: FinetuneConfig,
+    g: torch.Generator,
+    labelled: LabelledText | None = None,
+) -> dict:
+    """All loss terms for one batch of ids (B, T); ``student`` is ``raw`` or its DDP wrapper.
+
+    One student forward runs the batch, its edited copy (flip term) and the labelled rows
+    (task term) together, so DDP sees one forward per backward.
+    """
     b, t = ids.shape
     exact = torch.arange(t, device=ids.device).expand(b, t)
-    if torch.rand((), generator=g) < cfg.jitter:
-        pos = jittered_positions(b, t, p_duplicate=cfg.p_duplicate, p_gap=cfg.p_gap, max_gap=cfg.max_gap, generator=g)
-        pos = pos.to(ids.device)
-    else:
-        pos = exact
+    jitter = bool(torch.rand((), generator=g) < cfg.jitter)
+
+    def positions(n: int) -> torch.Tensor:
+        if not jitter:
+            return torch.arange(t, device=ids.device).expand(n, t)
+        pos = jittered_positions(n, t, p_duplicate=cfg.p_duplicate, p_gap=cfg.p_gap, max_gap=cfg.max_gap, generator=g)
+        return pos.to(ids.device)
+
+    pos = positions(b)
     sel = torch.randint(t, (min(cfg.logit_positions, t),), generator=g).to(ids.device)
     with torch.no_grad(), lora_disabled(raw):
         teacher = raw(ids, exact, vq=False)
         t_logits = raw.logits(teacher.hidden[:, sel]) if cfg.w_logits else None
-    batch, batch_pos = ids, pos
+    rows, row_pos = [ids], [pos]
     if cfg.w_flip:
         edited, at = replaced_copy(ids, generator=g)
-        batch, batch_pos = torch.cat([ids, edited.to(ids.device)]), torch.cat([pos, pos])
-    out = student(batch, batch_pos, vq=True, return_attn=bool(cfg.w_flip or cfg.w_margin))
+        rows.append(edited.to(ids.device))
+        row_pos.append(pos)
+    if cfg.w_task:
+        if labelled is None:
+            raise ValueError("the task term (w_task) needs labelled training text")
+        task = labelled.sample(cfg.task_docs, cfg.task_span_docs, t, g)
+        rows.append(task.ids.to(ids.device))
+        row_pos.append(positions(len(task.ids)))
+    out = student(torch.cat(rows), torch.cat(row_pos), vq=True, return_attn=bool(cfg.w_flip or cfg.w_margin))
     hidden = out.hidden[:b]
     s_logits = raw.logits(hidden[:, sel]) if cfg.w_logits else None
     terms = {}
@@ -120,19 +159,29 @@ def step_loss(raw: VQTransformer, student, ids: torch.Tensor, cfg: FinetuneConfi
         terms["margin"] = margin_loss([o[:b] for o in out.attn], codebooks, cfg.margin_gamma)
     if cfg.w_flip:
         terms["flip"] = flip_loss(
-            [o[:b] for o in out.attn], [o[b:] for o in out.attn], codebooks, at,
+            [o[:b] for o in out.attn], [o[b : 2 * b] for o in out.attn], codebooks, at,
             gamma=cfg.flip_gamma, drift_weight=cfg.flip_drift,
         )
+    if cfg.w_task:
+        terms["task"] = task_loss(raw, out.hidden[-len(task.ids) :], task)
     weights = {"hidden": cfg.w_hidden, "logits": cfg.w_logits, "vq": cfg.w_vq, "margin": cfg.w_margin,
-               "flip": cfg.w_flip}
+               "flip": cfg.w_flip, "task": cfg.w_task}
     terms["loss"] = sum(weights[k] * v.float() for k, v in terms.items())
     return terms
 
 
 def finetune(
-    model: VQTransformer, windows: torch.Tensor, cfg: FinetuneConfig, out: Path, *, progress: bool = True
+    model: VQTransformer,
+    windows: torch.Tensor,
+    cfg: FinetuneConfig,
+    out: Path,
+    *,
+    labelled: LabelledText | None = None,
+    progress: bool = True,
 ) -> list[dict]:
     """Fine-tune ``model`` in place on token windows (N, T); checkpoints and resumes under ``out/state``.
+
+    ``labelled`` is the training text of the task term (needed when ``cfg.w_task`` > 0).
 
     Leaves the adapters attached (``lora.merge_lora`` folds them in). Returns the logged history.
     """
@@ -169,7 +218,7 @@ def finetune(
         idx = torch.randint(len(windows), (cfg.batch_size,), generator=g)
         idx = idx[accelerator.process_index * per_rank : (accelerator.process_index + 1) * per_rank]
         with accelerator.autocast():
-            terms = step_loss(model, student, windows[idx].to(accelerator.device), cfg, g)
+            terms = step_loss(model, student, windows[idx].to(accelerator.device), cfg, g, labelled)
         accelerator.backward(terms["loss"])
         if cfg.grad_clip:
             accelerator.clip_grad_norm_(list(params.values()), cfg.grad_clip)

@@ -31,6 +31,7 @@ from .codebooks import fit_codebooks
 from .evaluate import evaluate_model, long_documents
 from .finetune import FinetuneConfig, finetune
 from .lora import merge_lora
+from .supervision import LabelledText
 from .tasks import DataScale, TaskData, extract, fit_document_head, fit_span_head
 
 
@@ -146,7 +147,8 @@ def run_pipeline(
     if not (model_dir / "config.json").is_file():
         started = time.time()
         model = load_checkpoint(kmeans_dir, device)
-        history = finetune(model, windows, cfg.finetune, out / "finetune", progress=progress)
+        labelled = LabelledText.from_tasks(data) if cfg.finetune.w_task else None
+        history = finetune(model, windows, cfg.finetune, out / "finetune", labelled=labelled, progress=progress)
         merge_lora(model)
         for p in model.parameters():
             p.requires_grad_(False)
