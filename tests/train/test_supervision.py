@@ -46,7 +46,8 @@ def test_task_term_trains_heads_from_zero(tmp_path):
     windows = torch.tensor([ids[:16] for ids in data.doc_ids["train"]])
     # the task term alone, so the adapters can only have learned from it
     cfg = FinetuneConfig(steps=40, batch_size=2, lora_rank=2, w_hidden=0, w_logits=0, w_vq=0, w_task=1.0,
-                         task_docs=6, task_span_docs=6, logit_positions=4, lr=1e-2, warmup=2, checkpoint_every=100)
+                         task_heads="zero", task_docs=6, task_span_docs=6, logit_positions=4, lr=1e-2,
+                         warmup=2, checkpoint_every=100)
     history = finetune(model, windows, cfg, tmp_path, labelled=LabelledText.from_tasks(data), progress=False)
     # zeroed heads start at chance: ln 3 (topic) and ln 2 (span), averaged
     assert history[0]["task"] == pytest.approx((math.log(3) + math.log(2)) / 2, rel=1e-3)
@@ -58,3 +59,16 @@ def test_task_term_trains_heads_from_zero(tmp_path):
     torch.testing.assert_close(saved["span_head.linear.weight"], model.span_head.linear.weight.detach())
     with pytest.raises(ValueError, match="labelled"):
         finetune(with_heads(data.doc_labels), windows, cfg, tmp_path / "none", progress=False)
+
+
+@pytest.mark.parametrize("start", ["fitted", "zero"])
+def test_task_heads_start_where_asked(tmp_path, start):
+    data = made_up_tasks()
+    model = with_heads(data.doc_labels)
+    before = model.document_head.linear.weight.detach().clone()
+    windows = torch.tensor([ids[:16] for ids in data.doc_ids["train"]])
+    cfg = FinetuneConfig(steps=1, batch_size=2, lora_rank=2, w_task=1.0, task_heads=start, lr=0.0,
+                         logit_positions=4)
+    finetune(model, windows, cfg, tmp_path, labelled=LabelledText.from_tasks(data), progress=False)
+    after = model.document_head.linear.weight.detach()
+    torch.testing.assert_close(after, before if start == "fitted" else torch.zeros_like(before))

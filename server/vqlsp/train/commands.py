@@ -21,6 +21,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                        ("w-flip", "flip-aware (edited copy)"), ("w-hidden", "state distillation"),
                        ("w-logits", "logit distillation"), ("w-task", "heads' cross-entropy on labelled text")):
         p.add_argument(f"--{name}", type=float, help=f"weight of the {text} loss")
+    p.add_argument("--task-heads", choices=("fitted", "zero"),
+                   help="task term: start from the fitted heads (default) or from zero")
     p.add_argument("--jitter", type=float, help="fraction of steps with jittered position ids")
     p.add_argument("--window-tokens", type=int, help="length of the training text windows")
     p.add_argument("--time-limit", type=float, help="stop fine-tuning after this many seconds (schedule follows time)")
@@ -32,7 +34,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
 def _overrides(args: argparse.Namespace) -> dict:
     names = {"k": "k", "exit_layer": "exit_layer", "steps": "steps", "batch_size": "batch_size", "lr": "lr",
              "lora_rank": "lora_rank", "w_vq": "w_vq", "w_margin": "w_margin", "w_flip": "w_flip",
-             "w_hidden": "w_hidden", "w_logits": "w_logits", "w_task": "w_task", "jitter": "jitter",
+             "w_hidden": "w_hidden", "w_logits": "w_logits", "w_task": "w_task", "task_heads": "task_heads",
+             "jitter": "jitter",
              "window_tokens": "window_tokens",
              "time_limit": "time_limit_s"}
     out = {field: getattr(args, arg) for arg, field in names.items() if getattr(args, arg) is not None}

@@ -61,6 +61,9 @@ class FinetuneConfig:
     w_task: float = 0.0
     task_docs: int = 8  # labelled articles per step (task term)
     task_span_docs: int = 8  # labelled sentiment documents per step (task term)
+    # where the task term's heads start: "fitted" (the heads the model carries, fitted on the same
+    # training split, so the term starts near its floor) or "zero" (chance; the term starts at ln K)
+    task_heads: str = "fitted"
     jitter: float = 0.5  # fraction of steps whose student positions are jittered
     p_duplicate: float = 0.05
     p_gap: float = 0.05
@@ -87,14 +90,15 @@ def prepare_student(model: VQTransformer, cfg: FinetuneConfig) -> None:
                 p.requires_grad_(False)
         block.vq.codebook.requires_grad_(keep)
     if cfg.w_task:
-        # Heads start from zero: the ones fitted on this very training split already classify it
-        # almost perfectly (cross-entropy ~0.2, measured) and would pass the adapters no gradient.
+        if cfg.task_heads not in ("fitted", "zero"):
+            raise ValueError(f"task_heads must be 'fitted' or 'zero', not {cfg.task_heads!r}")
         for head in (model.document_head, model.span_head):
             if head is None:
                 raise ValueError("the task term (w_task) trains both heads; the model must carry them")
-            with torch.no_grad():
-                head.linear.weight.zero_()
-                head.linear.bias.zero_()
+            if cfg.task_heads == "zero":
+                with torch.no_grad():
+                    head.linear.weight.zero_()
+                    head.linear.bias.zero_()
             head.requires_grad_(True)
     model.train()
 
