@@ -50,8 +50,8 @@ def made_up_tasks(seed: int = 0) -> TaskData:
 
 
 def tiny_config(**finetune) -> TrainConfig:
-    ft = FinetuneConfig(steps=4, batch_size=2, lora_rank=2, w_margin=0.1, w_flip=0.5, logit_positions=4,
-                        checkpoint_every=2, **finetune)
+    ft = FinetuneConfig(steps=4, batch_size=2, lora_rank=2, w_margin=0.1, w_flip=0.5, w_task=0.5,
+                        logit_positions=4, checkpoint_every=2, **finetune)
     return TrainConfig(DataScale(doc_tokens=24), k=4, window_tokens=16, codebook_windows=8, finetune=ft,
                        agreement_docs=2, agreement_edits=2, reuse_tokens=48, reuse_edits=2)
 
@@ -72,6 +72,7 @@ def test_pipeline_end_to_end(tmp_path):
     assert 0.0 <= ev["stable_vs_exact_agreement"] <= 1.0
     assert len(ev["reuse"]["rows_changed_per_layer_mean"]) == 3
     assert json.loads((tmp_path / "eval.json").read_text())["document"] == ev["document"]
+    assert all("task" in h for h in report["finetune"]["history_every_10"])
     # the shipped checkpoint loads on its own, with both heads, and stores the adapters as low-rank deltas
     model = load_checkpoint(tmp_path / "model")
     assert model.document_head.labels == ["a", "b", "c"] and model.span_head.labels == ["negative", "positive"]
