@@ -103,3 +103,21 @@ def test_finetune_resumes_exactly(tmp_path):
     assert history[-1]["loss"] == pytest.approx(full[-1]["loss"], rel=1e-4)
     for (name, a), b in zip(straight.named_parameters(), resumed.parameters()):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_named_scales_carry_the_shipped_recipe():
+    from vqlsp.model.checkpoint import read_config
+    from vqlsp.model.registry import DEFAULT_MODEL_DIR
+
+    shipped = read_config(DEFAULT_MODEL_DIR)
+    for scale in ("cpu", "gpu"):
+        cfg = TrainConfig.named(scale)
+        assert cfg.k == shipped["model"]["vq"]["codebook_size"]
+        assert cfg.exit_layer == shipped["model"]["exit_layer"]
+        assert shipped["info"]["finetune"]["losses"] == {
+            name: getattr(cfg.finetune, name) for name in ("w_hidden", "w_logits", "w_vq", "w_margin", "w_flip", "w_task")
+        }
+    overridden = TrainConfig.named("gpu", k=16, w_flip=10.0)
+    assert (overridden.k, overridden.finetune.w_flip, overridden.finetune.w_task) == (16, 10.0, 1.0)
+    with pytest.raises(ValueError, match="unknown scale"):
+        TrainConfig.named("tpu")

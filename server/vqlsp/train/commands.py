@@ -11,8 +11,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="run directory (re-run the same command to resume)")
     p.add_argument("--scale", default="cpu", choices=("cpu", "gpu"),
                    help="cpu: capped training data, few steps; gpu: all data, full fine-tuning (default cpu)")
-    p.add_argument("--k", type=int, help="codes per (layer, head) (default 64)")
-    p.add_argument("--exit-layer", type=int, help="heads read after this many layers (default: all)")
+    p.add_argument("--k", type=int, help="codes per (layer, head) (default: the shipped recipe's, 32)")
+    p.add_argument("--exit-layer", type=int, help="heads read after this many layers (default: the shipped recipe's, 12)")
     p.add_argument("--steps", type=int, help="fine-tuning steps")
     p.add_argument("--batch-size", type=int, help="fine-tuning batch (windows per step)")
     p.add_argument("--lr", type=float, help="fine-tuning learning rate")

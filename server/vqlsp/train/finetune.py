@@ -149,6 +149,8 @@ def step_loss(
     if cfg.w_task:
         if labelled is None:
             raise ValueError("the task term (w_task) needs labelled training text")
+        # right-padded to the window: causal attention keeps the padding out of the examples' states
+        # (it only adds a few rows to the codebook/commitment average)
         task = labelled.sample(cfg.task_docs, cfg.task_span_docs, t, g)
         rows.append(task.ids.to(ids.device))
         row_pos.append(positions(len(task.ids)))

@@ -34,6 +34,11 @@ from .lora import merge_lora
 from .supervision import LabelledText
 from .tasks import DataScale, TaskData, extract, fit_document_head, fit_span_head
 
+# The settings the shipped default was trained with (its model card has the sweep they won):
+# K, depth and window on top of the scale, and the fine-tuning losses' weights.
+RECIPE = {"k": 32, "exit_layer": 12, "window_tokens": 256, "w_flip": 20.0, "w_margin": 2.0, "w_vq": 5.0,
+          "w_task": 1.0}
+
 
 @dataclass
 class TrainConfig:
@@ -51,15 +56,17 @@ class TrainConfig:
 
     @classmethod
     def named(cls, scale: str, **overrides) -> TrainConfig:
+        """The shipped default's recipe (``RECIPE``) at a scale, with ``overrides`` on top."""
         if scale == "cpu":
             cfg = cls(DataScale.named("cpu"), codebook_windows=24, finetune=FinetuneConfig(steps=150, batch_size=4),
                       agreement_docs=8, agreement_edits=8, reuse_edits=8)
         elif scale == "gpu":
-            cfg = cls(DataScale.named("gpu"), window_tokens=512, codebook_windows=64,
+            cfg = cls(DataScale.named("gpu"), codebook_windows=64,
                       finetune=FinetuneConfig(steps=1200, batch_size=16, checkpoint_every=200),
                       agreement_docs=32, agreement_edits=32, reuse_edits=40)
         else:
             raise ValueError(f"unknown scale {scale!r}; choose cpu or gpu")
+        overrides = {**RECIPE, **overrides}
         ft = {k: overrides.pop(k) for k in list(overrides) if k in FinetuneConfig.__dataclass_fields__}
         for key, value in overrides.items():
             setattr(cfg, key, value)
