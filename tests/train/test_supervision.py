@@ -72,3 +72,16 @@ def test_task_heads_start_where_asked(tmp_path, start):
     finetune(model, windows, cfg, tmp_path, labelled=LabelledText.from_tasks(data), progress=False)
     after = model.document_head.linear.weight.detach()
     torch.testing.assert_close(after, before if start == "fitted" else torch.zeros_like(before))
+
+
+def test_task_term_resumes_exactly(tmp_path):
+    data = made_up_tasks()
+    labelled = LabelledText.from_tasks(data)
+    windows = torch.tensor([ids[:16] for ids in data.doc_ids["train"]])
+    cfg = FinetuneConfig(steps=4, batch_size=2, lora_rank=2, w_task=1.0, task_docs=2, task_span_docs=2,
+                         logit_positions=4, checkpoint_every=2)
+    full = finetune(with_heads(data.doc_labels), windows, cfg, tmp_path / "a", labelled=labelled, progress=False)
+    finetune(with_heads(data.doc_labels), windows, FinetuneConfig(**{**cfg.__dict__, "steps": 2}), tmp_path / "b",
+             labelled=labelled, progress=False)
+    resumed = finetune(with_heads(data.doc_labels), windows, cfg, tmp_path / "b", labelled=labelled, progress=False)
+    assert [h["task"] for h in resumed] == pytest.approx([h["task"] for h in full], rel=1e-4)

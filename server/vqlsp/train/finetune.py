@@ -39,7 +39,7 @@ from tqdm import tqdm
 from ..model.transformer import VQTransformer
 from .lora import add_lora, lora_disabled
 from .losses import distillation, flip_loss, jittered_positions, margin_loss, replaced_copy
-from .supervision import LabelledText, task_loss
+from .supervision import LabelledBatch, LabelledText, task_loss
 
 
 @dataclass
@@ -119,12 +119,12 @@ def step_loss(
     ids: torch.Tensor,
     cfg: FinetuneConfig,
     g: torch.Generator,
-    labelled: LabelledText | None = None,
+    task: LabelledBatch | None = None,
 ) -> dict:
     """All loss terms for one batch of ids (B, T); ``student`` is ``raw`` or its DDP wrapper.
 
-    One student forward runs the batch, its edited copy (flip term) and the labelled rows
-    (task term) together, so DDP sees one forward per backward.
+    One student forward runs the batch, its edited copy (flip term) and the labelled rows of
+    ``task`` (task term, padded to T) together, so DDP sees one forward per backward.
     """
     b, t = ids.shape
     exact = torch.arange(t, device=ids.device).expand(b, t)
@@ -146,12 +146,9 @@ def step_loss(
         edited, at = replaced_copy(ids, generator=g)
         rows.append(edited.to(ids.device))
         row_pos.append(pos)
-    if cfg.w_task:
-        if labelled is None:
-            raise ValueError("the task term (w_task) needs labelled training text")
+    if task is not None:
         # right-padded to the window: causal attention keeps the padding out of the examples' states
         # (it only adds a few rows to the codebook/commitment average)
-        task = labelled.sample(cfg.task_docs, cfg.task_span_docs, t, g)
         rows.append(task.ids.to(ids.device))
         row_pos.append(positions(len(task.ids)))
     out = student(torch.cat(rows), torch.cat(row_pos), vq=True, return_attn=bool(cfg.w_flip or cfg.w_margin))
@@ -168,7 +165,7 @@ def step_loss(
             [o[:b] for o in out.attn], [o[b : 2 * b] for o in out.attn], codebooks, at,
             gamma=cfg.flip_gamma, drift_weight=cfg.flip_drift,
         )
-    if cfg.w_task:
+    if task is not None:
         terms["task"] = task_loss(raw, out.hidden[-len(task.ids) :], task)
     weights = {"hidden": cfg.w_hidden, "logits": cfg.w_logits, "vq": cfg.w_vq, "margin": cfg.w_margin,
                "flip": cfg.w_flip, "task": cfg.w_task}
@@ -200,6 +197,8 @@ def finetune(
     accelerator = Accelerator(
         mixed_precision=precision, kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)]
     )
+    if cfg.w_task and labelled is None:
+        raise ValueError("the task term (w_task) needs labelled training text")
     torch.manual_seed(cfg.seed)
     model.to(accelerator.device)
     prepare_student(model, cfg)
@@ -223,8 +222,15 @@ def finetune(
         g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
         idx = torch.randint(len(windows), (cfg.batch_size,), generator=g)
         idx = idx[accelerator.process_index * per_rank : (accelerator.process_index + 1) * per_rank]
+        task = None
+        if labelled is not None and cfg.w_task:
+            # each process its own labelled rows (its share of the batch), from a seed of (step, process)
+            tg = torch.Generator().manual_seed((cfg.seed * 1_000_003 + step) * 1024 + accelerator.process_index)
+            share = accelerator.num_processes
+            task = labelled.sample(max(1, cfg.task_docs // share), max(1, cfg.task_span_docs // share),
+                                   windows.shape[1], tg)
         with accelerator.autocast():
-            terms = step_loss(model, student, windows[idx].to(accelerator.device), cfg, g, labelled)
+            terms = step_loss(model, student, windows[idx].to(accelerator.device), cfg, g, task)
         accelerator.backward(terms["loss"])
         if cfg.grad_clip:
             accelerator.clip_grad_norm_(list(params.values()), cfg.grad_clip)
