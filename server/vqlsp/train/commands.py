@@ -35,9 +35,7 @@ def _overrides(args: argparse.Namespace) -> dict:
     names = {"k": "k", "exit_layer": "exit_layer", "steps": "steps", "batch_size": "batch_size", "lr": "lr",
              "lora_rank": "lora_rank", "w_vq": "w_vq", "w_margin": "w_margin", "w_flip": "w_flip",
              "w_hidden": "w_hidden", "w_logits": "w_logits", "w_task": "w_task", "task_heads": "task_heads",
-             "jitter": "jitter",
-             "window_tokens": "window_tokens",
-             "time_limit": "time_limit_s"}
+             "jitter": "jitter", "window_tokens": "window_tokens", "time_limit": "time_limit_s"}
     out = {field: getattr(args, arg) for arg, field in names.items() if getattr(args, arg) is not None}
     out["seed"] = args.seed
     return out

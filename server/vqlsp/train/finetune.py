@@ -132,7 +132,7 @@ def step_loss(
 
     def positions(n: int) -> torch.Tensor:
         if not jitter:
-            return torch.arange(t, device=ids.device).expand(n, t)
+            return exact[:1].expand(n, t)
         pos = jittered_positions(n, t, p_duplicate=cfg.p_duplicate, p_gap=cfg.p_gap, max_gap=cfg.max_gap, generator=g)
         return pos.to(ids.device)
 
