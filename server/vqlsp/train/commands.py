@@ -16,7 +16,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, help="fine-tuning steps")
     p.add_argument("--batch-size", type=int, help="fine-tuning batch (windows per step)")
     p.add_argument("--lr", type=float, help="fine-tuning learning rate")
-    p.add_argument("--lora-rank", type=int, help="rank of the attention adapters")
+    p.add_argument("--lora-rank", type=int, help="rank of the adapters")
+    p.add_argument("--lora-mlp", action="store_true", default=None,
+                   help="adapters on the MLP projections too (default: attention only)")
     for name, text in (("w-vq", "codebook + commitment"), ("w-margin", "margin widening"),
                        ("w-flip", "flip-aware (edited copy)"), ("w-hidden", "state distillation"),
                        ("w-logits", "logit distillation"), ("w-task", "heads' cross-entropy on labelled text")):
@@ -33,8 +35,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
 
 def _overrides(args: argparse.Namespace) -> dict:
     names = {"k": "k", "exit_layer": "exit_layer", "steps": "steps", "batch_size": "batch_size", "lr": "lr",
-             "lora_rank": "lora_rank", "w_vq": "w_vq", "w_margin": "w_margin", "w_flip": "w_flip",
-             "w_hidden": "w_hidden", "w_logits": "w_logits", "w_task": "w_task", "task_heads": "task_heads",
+             "lora_rank": "lora_rank", "lora_mlp": "lora_mlp", "w_vq": "w_vq", "w_margin": "w_margin",
+             "w_flip": "w_flip", "w_hidden": "w_hidden", "w_logits": "w_logits", "w_task": "w_task", "task_heads": "task_heads",
              "jitter": "jitter", "window_tokens": "window_tokens", "time_limit": "time_limit_s"}
     out = {field: getattr(args, arg) for arg, field in names.items() if getattr(args, arg) is not None}
     out["seed"] = args.seed

@@ -37,7 +37,7 @@ from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from ..model.transformer import VQTransformer
-from .lora import add_lora, lora_disabled
+from .lora import add_lora, lora_disabled, lora_targets
 from .losses import distillation, flip_loss, jittered_positions, margin_loss, replaced_copy
 from .supervision import LabelledBatch, LabelledText, task_loss
 
@@ -49,6 +49,7 @@ class FinetuneConfig:
     lr: float = 1e-3  # adapters and codebooks
     warmup: int = 20  # linear warm-up steps, then cosine decay to 10%
     lora_rank: int = 16
+    lora_mlp: bool = False  # adapters on the MLP projections too (not only q, k, v, o)
     w_hidden: float = 1.0
     w_logits: float = 0.5
     logit_positions: int = 32  # positions per sequence whose next-token KL is taken (vocab is 49k)
@@ -80,9 +81,9 @@ def trainable_parameters(model: VQTransformer) -> dict[str, torch.nn.Parameter]:
 
 
 def prepare_student(model: VQTransformer, cfg: FinetuneConfig) -> None:
-    """Adapters on the attention projections and trainable codebooks, in the layers that run
-    (and the heads, for the task term)."""
-    add_lora(model, cfg.lora_rank)
+    """Adapters on the attention projections (and the MLP's, with ``lora_mlp``) and trainable
+    codebooks, in the layers that run (and the heads, for the task term)."""
+    add_lora(model, cfg.lora_rank, targets=lora_targets(model.cfg, cfg.lora_mlp))
     for i, block in enumerate(model.blocks):
         keep = i < model.cfg.depth
         for p in block.parameters():

@@ -1,8 +1,10 @@
-"""Low-rank adapters on the attention projections, for VQ-aware fine-tuning.
+"""Low-rank adapters on a block's projections, for VQ-aware fine-tuning.
 
+The attention projections q, k, v, o always get one; the MLP's (``lora_targets(...,
+mlp=True)``) optionally, so the layers after a quantizer can learn to read its codes.
 Fine-tuning moves W to W + (alpha / r) B A with A (r, in), B (out, r), B = 0 at
-the start, so the model begins as the base. Only the adapters (plus norms and
-codebooks) train, the update of each matrix stays rank r, and the shipped
+the start, so the model begins as the base. Only the adapters (plus the codebooks,
+and the heads for the task term) train, the update of each matrix stays rank r, and the shipped
 checkpoint stores it as two small factors (``checkpoint`` low-rank deltas)
 instead of a 135M-parameter copy. ``merge_lora`` folds the adapters back into
 plain ``nn.Linear`` layers before saving. Reference: Hu et al., LoRA, arXiv 2106.09685.
@@ -17,9 +19,16 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
+from ..model.config import ModelConfig
 from ..model.transformer import VQTransformer
 
-TARGETS = ("q", "k", "v", "o")
+TARGETS = ("q", "k", "v", "o")  # the attention projections (the default)
+MLP_TARGETS = {"swiglu": ("mlp.gate", "mlp.up", "mlp.down"), "relu": ("mlp.fc1", "mlp.fc2")}
+
+
+def lora_targets(cfg: ModelConfig, mlp: bool = False) -> tuple[str, ...]:
+    """The projections of a block that get adapters: attention, and the MLP's with ``mlp``."""
+    return TARGETS + (MLP_TARGETS[cfg.mlp] if mlp else ())
 
 
 class LoRALinear(nn.Module):
@@ -44,19 +53,23 @@ class LoRALinear(nn.Module):
 
 
 def add_lora(model: VQTransformer, rank: int, alpha: float | None = None, targets: Sequence[str] = TARGETS) -> None:
-    """Wrap each block's ``targets`` projections (in place); the base weights are frozen."""
+    """Wrap each block's ``targets`` projections (paths inside the block, e.g. ``q`` or
+    ``mlp.up``) in place; the base weights are frozen."""
     for p in model.parameters():
         p.requires_grad_(False)
     for block in model.blocks:
         for name in targets:
-            setattr(block, name, LoRALinear(getattr(block, name), rank, alpha or 2.0 * rank))
+            path, _, leaf = name.rpartition(".")
+            owner = block.get_submodule(path)
+            setattr(owner, leaf, LoRALinear(getattr(owner, leaf), rank, alpha or 2.0 * rank))
 
 
 def merge_lora(model: VQTransformer) -> None:
-    for block in model.blocks:
-        for name, module in list(block.named_children()):
+    """Fold every adapter into its linear layer, wherever it sits."""
+    for owner in list(model.modules()):
+        for name, module in list(owner.named_children()):
             if isinstance(module, LoRALinear):
-                setattr(block, name, module.merged())
+                setattr(owner, name, module.merged())
 
 
 def lora_modules(model: nn.Module) -> Iterator[LoRALinear]:
