@@ -1,8 +1,8 @@
 """The task term of VQ-aware fine-tuning: the heads' own losses on labelled text.
 
 Distillation pulls the VQ student's states toward the dense teacher's, but a
-16-code quantizer still drops some of what a head reads (sentence sentiment,
-mostly). With ``FinetuneConfig.w_task`` > 0 every step also runs a few labelled
+quantizer of 16 or 32 codes a head still drops some of what a classifier head
+reads (sentence sentiment, mostly). With ``FinetuneConfig.w_task`` > 0 every step also runs a few labelled
 examples (BBC articles with their topic, sentiment pseudo-documents with their
 span labels) through the student, under the same position ids jitter as the
 rest of the batch, and adds the heads' cross-entropy: the adapters learn to keep
