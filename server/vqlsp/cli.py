@@ -1,4 +1,4 @@
-"""The ``vqlsp`` command line: ``serve | demo | classify | info | bench | fit-codebooks | fit-head``.
+"""The ``vqlsp`` command line: ``serve | demo | classify | info | bench | train | eval``.
 
 Errors a user can cause (a missing model, a bad checkpoint, a file that is not
 text, a missing package) end in one line on stderr and exit code 2; anything
@@ -119,33 +119,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(args)
 
 
-def cmd_fit_codebooks(args: argparse.Namespace) -> int:
-    from .model.device import resolve_device
-    from .train.default_model import fit_default_codebooks
-
-    info = fit_default_codebooks(
-        Path(args.out), k=args.k, windows=args.windows, length=args.window_tokens,
-        device=str(resolve_device(args.device)), seed=args.seed,
-    )
-    errors = info["codebooks"]["relative_quantization_error_per_layer"]
-    print("relative quantization error per layer:")
-    for i, e in enumerate(errors):
-        print(f"  layer {i:2d}  {e:.4f}")
-    print(f"wrote {args.out}")
-    return 0
-
-
-def cmd_fit_head(args: argparse.Namespace) -> int:
-    from .model.device import resolve_device
-    from .train.default_model import fit_document_head
-
-    info = fit_document_head(Path(args.model), tokens=args.tokens, device=str(resolve_device(args.device)))
-    print(json.dumps(info["document_head"], indent=2))
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vqlsp", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="vqlsp", description=__doc__.splitlines()[0].replace("``", ""))
     parser.add_argument("--version", action="version", version=f"vqlsp {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -181,21 +156,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--typing-ms", type=float, default=80.0, help="pause between typed keystrokes (default 80)")
     p.add_argument("--json", action="store_true", help="print one JSON object per edit")
     p.set_defaults(run=cmd_demo)
-
-    p = sub.add_parser("fit-codebooks", help="fit the default base's VQ codebooks by k-means on BBC News")
-    p.add_argument("--out", required=True, help="checkpoint directory to write")
-    p.add_argument("--k", type=int, default=64, help="codes per (layer, head)")
-    p.add_argument("--windows", type=int, default=32, help="text windows to capture")
-    p.add_argument("--window-tokens", type=int, default=512)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto")
-    p.set_defaults(run=cmd_fit_codebooks)
-
-    p = sub.add_parser("fit-head", help="fit the document head on BBC News topics (logistic regression)")
-    p.add_argument("model", help="checkpoint directory (updated in place)")
-    p.add_argument("--tokens", type=int, default=256, help="tokens read per article")
-    p.add_argument("--device", default="auto")
-    p.set_defaults(run=cmd_fit_head)
 
     p = sub.add_parser("train", help="train the default model: codebooks, VQ-aware fine-tuning, heads (resumable)")
     train_commands().add_train_arguments(p)

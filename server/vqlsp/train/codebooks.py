@@ -8,26 +8,11 @@ so the whole fit costs one forward pass plus the k-means.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 from tqdm import tqdm
 
 from ..model.transformer import VQTransformer, dense_attention
 from ..model.vq import kmeans_codebook, relative_quantization_error
-
-
-def token_windows(texts: Sequence[str], tokenizer, length: int, count: int) -> torch.Tensor:
-    """Cut the concatenated token stream of ``texts`` into ``count`` windows of ``length`` tokens."""
-    stream: list[int] = []
-    for text in texts:
-        stream.extend(tokenizer.encode(text).ids)
-        if len(stream) >= length * count:
-            break
-    if len(stream) < length:
-        raise ValueError(f"need at least {length} tokens of text, got {len(stream)}")
-    count = min(count, len(stream) // length)
-    return torch.tensor(stream[: length * count]).view(count, length)
 
 
 @torch.no_grad()

@@ -7,49 +7,12 @@ and the pooling mode are chosen by validation accuracy.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
-
-from ..model.heads import POOLINGS, DocumentHead
-from ..model.transformer import VQTransformer
 
 L2_GRID = (1e-4, 1e-3, 1e-2, 1e-1)
-
-
-@torch.no_grad()
-def pooled_features(
-    model: VQTransformer,
-    token_ids: Sequence[Sequence[int]],
-    *,
-    vq: bool | None = None,
-    batch_size: int = 8,
-    progress: bool = True,
-    desc: str = "features",
-) -> dict[str, torch.Tensor]:
-    """Every pooling's features of each sequence: {pooling: (N, D)}.
-
-    Sequences are right-padded within a batch; causal attention keeps padding
-    from touching real rows, and pooling stops at each sequence's length.
-    """
-    out: dict[str, list[torch.Tensor]] = {p: [] for p in POOLINGS}
-    order = sorted(range(len(token_ids)), key=lambda i: len(token_ids[i]))  # similar lengths batch well
-    pad = DocumentHead(model.hidden_dim, ["_"])
-    for start in tqdm(range(0, len(order), batch_size), desc=desc, disable=not progress):
-        idx = order[start : start + batch_size]
-        lengths = torch.tensor([max(1, len(token_ids[i])) for i in idx], device=model.device)
-        batch = torch.zeros(len(idx), int(lengths.max()), dtype=torch.long, device=model.device)
-        for row, i in enumerate(idx):
-            batch[row, : len(token_ids[i])] = torch.tensor(token_ids[i], device=model.device)
-        hidden = model(batch, vq=vq).hidden
-        for pooling in POOLINGS:
-            pad.pooling = pooling
-            out[pooling].append(pad.pool(hidden, lengths).float().cpu())
-    inverse = torch.argsort(torch.tensor(order))
-    return {p: torch.cat(parts)[inverse] for p, parts in out.items()}
 
 
 @dataclass
