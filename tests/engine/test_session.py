@@ -78,9 +78,13 @@ def run_sequence(data, variant: str, policy: str, pooling: str = "mean", max_dri
     if not check_against_dense(session, model):
         return
     for _ in range(data.draw(st.integers(1, 6), label="calls")):
-        edits = data.draw(edit_call(len(ids)), label="edits")
-        session.apply(edits)
-        ids = apply_edits(ids, edits)
+        if policy == "stable" and data.draw(st.integers(0, 4), label="reindex") == 0:
+            session.reindex()  # what the server does when the writer pauses
+            assert session.position_ids.tolist() == list(range(len(ids))) and session.drift == 0
+        else:
+            edits = data.draw(edit_call(len(ids)), label="edits")
+            session.apply(edits)
+            ids = apply_edits(ids, edits)
         assert session.token_ids == ids
         if not check_against_dense(session, model):
             return
@@ -162,6 +166,19 @@ def test_stable_policy_reindexes_past_the_drift_bound():
     stats = session.apply([TokenEdit(0, 1)])
     assert stats.reindexed and session.position_ids.tolist() == list(range(16))
     assert check_against_dense(session, model)
+
+
+def test_reindex_on_demand_gives_exact_ids():
+    model = tiny_model("llama")
+    session = IncrementalSession(model, list(range(20)), "stable", max_drift=100)
+    session.apply([TokenEdit(4, 4, (7, 8, 9)), TokenEdit(12, 15)])
+    assert session.drift == 3  # three new tokens share id 3; the next ones sit 3 past their ids until the deletion
+    stats = session.reindex()
+    assert stats.reindexed and session.drift == 0 and session.position_ids.tolist() == list(range(20))
+    assert sum(stats.rows_changed) > 0  # rows after the first moved id were updated
+    assert check_against_dense(session, model)
+    again = session.reindex()  # exact already: nothing moves, nothing is recomputed
+    assert sum(again.rows_changed) == 0
 
 
 def test_rejects_bad_edits():

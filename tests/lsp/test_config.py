@@ -3,6 +3,7 @@ bad options, languages, the memory budget, progress while the model loads."""
 
 from __future__ import annotations
 
+import pytest
 from lsprotocol import types
 
 from .harness import PROSE, Editor, doc_uri, editor_fixture, sha
@@ -87,6 +88,40 @@ async def test_languages_and_position_policy(editor: Editor, tiny_model_dir):
         lambda: [c for c in editor.client.classifications if c["uri"] == notes][1:] or None
     )
     assert again[0]["fullPass"] and again[0]["textHash"] == sha(PROSE)
+
+
+async def test_a_pause_settles_drifted_positions(editor: Editor, tiny_model_dir):
+    """Under ``stable`` an insertion leaves position ids that are not 0..n-1; once the writer
+    pauses for settleMs the server re-indexes them and publishes what a fresh pass gives."""
+    await editor.initialize({"model": str(tiny_model_dir), "debounceMs": 0, "settleMs": 150})
+    uri, twin = doc_uri("settle.txt"), doc_uri("settle-twin.txt")
+    editor.open(uri, PROSE)
+    opened = await editor.classification(uri, 1)
+    assert opened["positionDrift"] == 0 and not opened["settled"]
+    version = editor.change(uri, [(10, 10, " and a good many more words")])
+
+    def of_version(settled: bool):
+        return lambda: next((c for c in editor.client.classifications
+                             if c["uri"] == uri and c["version"] == version and c["settled"] == settled), None)
+
+    drifted = await editor.until(of_version(False))
+    assert drifted["positionDrift"] > 0
+    settled = await editor.until(of_version(True))
+    assert settled["positionDrift"] == 0 and settled["textHash"] == sha(editor.texts[uri])
+    assert not settled["fullPass"] and settled["changedTokens"] == 0
+    editor.open(twin, editor.texts[uri])
+    fresh = await editor.classification(twin, 1)
+    assert fresh["positionDrift"] == 0
+    assert settled["probabilities"] == pytest.approx(fresh["probabilities"], abs=1e-5)
+
+    def spans(diagnostics):
+        return [(d.range, d.data["label"]) for d in diagnostics], [d.data["probability"] for d in diagnostics]
+
+    (where, p), (fresh_where, fresh_p) = spans(await editor.diagnostics(uri, version)), spans(await editor.diagnostics(twin, 1))
+    assert where == fresh_where and p == pytest.approx(fresh_p, abs=1e-5)
+    # Settled once: nothing more for this version while the text stays as it is.
+    await editor.stats(uri)
+    assert sum(c["uri"] == uri and c["version"] == version for c in editor.client.classifications) == 2
 
 
 async def test_memory_budget_evicts_and_rebuilds(editor: Editor, tiny_model_dir):

@@ -22,12 +22,12 @@ from vqlsp.text.segments import paragraphs, segment, sentences
 def test_options_defaults_camel_case_and_problems():
     assert parse_options(None) == (Options(), [])
     options, problems = parse_options({
-        "model": "/m", "debounceMs": 10, "positionPolicy": "exact", "maxDocumentTokens": 100,
+        "model": "/m", "debounceMs": 10, "positionPolicy": "exact", "settleMs": 0, "maxDocumentTokens": 100,
         "languages": ["markdown"], "diagnostics": {"threshold": 0.5, "severity": "hint", "unit": "paragraph"},
     })
     assert problems == []
     assert options == Options(
-        model="/m", debounce_ms=10, position_policy="exact", max_document_tokens=100, languages=("markdown",),
+        model="/m", debounce_ms=10, position_policy="exact", settle_ms=0, max_document_tokens=100, languages=("markdown",),
         diagnostics=DiagnosticOptions(threshold=0.5, severity="hint", unit="paragraph"),
     )
     # The whole settings tree is accepted too.
@@ -150,6 +150,33 @@ async def _ticks(seconds: float):
     done = loop.create_future()
     loop.call_later(seconds, done.set_result, None)
     await done
+
+
+async def test_scheduler_calls_on_quiet_once_a_document_rests():
+    quiet = []
+
+    async def run(key):
+        pass
+
+    scheduler = Scheduler(run, debounce=0, on_quiet=quiet.append, quiet=0.05)
+    scheduler.request("a", immediate=True)
+    await asyncio.wait_for(scheduler.idle("a"), 5)
+    await asyncio.wait_for(_ticks(0.02), 1)
+    scheduler.request("a", immediate=True)  # a change before the quiet time: the timer restarts
+    await asyncio.wait_for(scheduler.idle("a"), 5)
+    assert quiet == []
+    await asyncio.wait_for(_until(lambda: quiet), 5)
+    assert quiet == ["a"]
+    await asyncio.wait_for(_ticks(0.1), 1)
+    assert quiet == ["a"]  # once per rest, not periodically
+    scheduler.request("b", immediate=True)
+    await asyncio.wait_for(scheduler.idle("b"), 5)
+    scheduler.forget("b")  # closed: no callback
+    scheduler.quiet = 0  # 0: never
+    scheduler.request("c", immediate=True)
+    await asyncio.wait_for(scheduler.idle("c"), 5)
+    await asyncio.wait_for(_ticks(0.1), 1)
+    assert quiet == ["a"]
 
 
 async def test_scheduler_survives_failing_updates():

@@ -20,6 +20,7 @@ export interface ServerOptions {
   device?: 'auto' | 'cpu' | 'cuda';
   debounceMs?: number;
   positionPolicy?: 'stable' | 'exact';
+  settleMs?: number;
   memoryBudgetMb?: number;
   maxDocumentTokens?: number;
   languages?: string[];
@@ -53,6 +54,7 @@ export function serverOptions(settings: SettingsReader): ServerOptions {
   copy(settings, 'device', options);
   copy(settings, 'debounceMs', options);
   copy(settings, 'positionPolicy', options);
+  copy(settings, 'settleMs', options);
   copy(settings, 'memoryBudgetMb', options);
   copy(settings, 'maxDocumentTokens', options);
   copy(settings, 'languages', options);

@@ -43,17 +43,23 @@ class UpdateStats:
 
 
 def timed_apply(
-    n: int, edits: Sequence[TokenEdit], device: torch.device, update: Callable[[EditPlan, UpdateStats], None]
+    n: int,
+    edits: Sequence[TokenEdit],
+    device: torch.device,
+    update: Callable[[EditPlan, UpdateStats], None],
+    *,
+    always: bool = False,
 ) -> UpdateStats:
     """One ``apply`` call, timed the same way for every strategy so their ms compare.
 
     Builds the plan for a document of ``n`` tokens, runs ``update(plan, stats)``
-    unless the edits change nothing, and synchronizes CUDA before the clock stops.
+    unless the edits change nothing (and not ``always``: a re-index changes no token),
+    and synchronizes CUDA before the clock stops.
     """
     start = time.perf_counter()
     plan = EditPlan.build(n, edits)
     stats = UpdateStats(tokens=plan.new_len)
-    if not plan.empty:
+    if always or not plan.empty:
         update(plan, stats)
     if device.type == "cuda":
         torch.cuda.synchronize(device)

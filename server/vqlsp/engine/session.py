@@ -133,6 +133,13 @@ class IncrementalSession:
         """(n, H, Dh) pre-VQ attention outputs of one layer (the accumulators)."""
         return self.state.rows("o", layer)
 
+    @property
+    def drift(self) -> int:
+        """How far the position ids are from exact: max |id - index| (0 under the exact policy)."""
+        if not self.n:
+            return 0
+        return int((self.position_ids - torch.arange(self.n, device=self.state.device)).abs().max())
+
     def state_bytes_per_token(self) -> int:
         return self.state.bytes_per_token()
 
@@ -158,6 +165,19 @@ class IncrementalSession:
         self.last_stats = timed_apply(self.n, edits, self.state.device, self._apply)
         return self.last_stats
 
+    @torch.inference_mode()
+    def reindex(self) -> UpdateStats:
+        """Give every token its exact position id (0..n-1) and update every row that changes.
+
+        What the ``stable`` policy does by itself past its drift bound, on demand: a server
+        calls it when the writer pauses, so the results shown at rest are those of exact ids.
+        It costs about a re-run of the rows after the first moved id (nothing when none moved).
+        """
+        self.last_stats = timed_apply(
+            self.n, [], self.state.device, lambda plan, stats: self._apply(plan, stats, reindex=True), always=True
+        )
+        return self.last_stats
+
     @contextmanager
     def _stage(self, name: str):
         """Charge the wall time of a block to ``stage_ms[name]`` (when profiling)."""
@@ -175,9 +195,9 @@ class IncrementalSession:
         if self.state.device.type == "cuda":
             torch.cuda.synchronize(self.state.device)
 
-    def _apply(self, plan: EditPlan, stats: UpdateStats) -> None:
+    def _apply(self, plan: EditPlan, stats: UpdateStats, reindex: bool = False) -> None:
         self._stats = stats
-        call, changed, rotated = self._prepare(plan, stats)
+        call, changed, rotated = self._prepare(plan, stats, reindex)
         for layer in range(self.cfg.depth):
             start = time.perf_counter()
             changed = self._layer(layer, changed, rotated, call, stats)
@@ -187,12 +207,15 @@ class IncrementalSession:
         with self._stage("final"):
             self._final(changed, stats)
 
-    def _prepare(self, plan: EditPlan, stats: UpdateStats) -> tuple[_Call, torch.Tensor, torch.Tensor]:
+    def _prepare(self, plan: EditPlan, stats: UpdateStats, reindex: bool) -> tuple[_Call, torch.Tensor, torch.Tensor]:
         """Give tokens their slots, find rows whose position id moved, embed changed rows.
         Returns the call's context, the slots whose layer-0 input changed, and (RoPE) the
         slots whose position id alone changed."""
         st, cfg, dev = self.state, self.cfg, self.state.device
-        new_pos, stats.reindexed = self.policy.update(st.rows("pos"), plan)
+        if reindex:
+            new_pos, stats.reindexed = torch.arange(plan.new_len, device=dev), True
+        else:
+            new_pos, stats.reindexed = self.policy.update(st.rows("pos"), plan)
         with self._stage("slots"):
             slots = st.rearrange(plan)
         # what leaves: deleted tokens' keys/values (all layers) and pooled states, read

@@ -24,11 +24,14 @@ hover, ``$/progress``):
 
 * settings: ``initializationOptions`` and section ``vqlsp`` of
   ``workspace/didChangeConfiguration`` / ``workspace/configuration`` —
-  ``model, device, debounceMs, positionPolicy, memoryBudgetMb, maxDocumentTokens,
-  languages, diagnostics{threshold, severity, unit}`` (see ``options.Options``);
+  ``model, device, debounceMs, positionPolicy, settleMs, memoryBudgetMb,
+  maxDocumentTokens, languages, diagnostics{threshold, severity, unit}`` (see
+  ``options.Options``);
 * notification ``vqlsp/classification`` after every published update:
   ``{uri, version, label, probabilities, tokens, reused_fraction, ms, textHash,
-  analysedTokens, truncated, fullPass, changedTokens, modelMs, engine, spans}``;
+  analysedTokens, truncated, fullPass, changedTokens, modelMs, engine, spans,
+  positionDrift, settled}`` (a ``settled`` update re-indexed drifted position ids
+  after a pause, for the same version: ``positionDrift`` 0 means exact-position results);
 * notification ``vqlsp/resync`` ``{uri, version, reason}`` when the server can no
   longer trust its copy of a document (a change it could not read or apply):
   results are withheld until the client sends the whole text in a ``didChange``

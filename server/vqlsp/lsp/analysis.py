@@ -51,7 +51,16 @@ class Analyzer(Protocol):
     ids: tuple[int, ...]  # the token ids the state was computed on
     kind: str  # "incremental" | "dense"
 
+    @property
+    def drift(self) -> int:
+        """How far the position ids are from exact (0: the results are exact-position results)."""
+        ...
+
     def apply(self, edits: Sequence[TokenEdit]) -> UpdateCost: ...
+
+    def reindex(self) -> UpdateCost:
+        """Exact position ids from now on; updates what that changes."""
+        ...
 
     def heads(self, token_spans: Sequence[tuple[int, int]]) -> tuple[HeadOutput | None, list[HeadOutput]]:
         """The document head's output (None without one) and the span head's for each token span."""
@@ -103,6 +112,7 @@ class DenseAnalyzer:
     """Re-runs the whole model on every update; keeps the final hidden states for the heads."""
 
     kind = "dense"
+    drift = 0  # always exact position ids
 
     def __init__(self, model: VQTransformer, ids: Sequence[int]):
         self.model = model
@@ -124,6 +134,9 @@ class DenseAnalyzer:
 
     def apply(self, edits: Sequence[TokenEdit]) -> UpdateCost:
         return self._run(tuple(apply_edits(self.ids, edits)), full=False)
+
+    def reindex(self) -> UpdateCost:
+        return UpdateCost(False, len(self.ids), (0,) * self.model.cfg.depth)
 
     @torch.no_grad()
     def heads(self, token_spans: Sequence[tuple[int, int]]) -> tuple[HeadOutput | None, list[HeadOutput]]:

@@ -16,6 +16,7 @@ are listed in ``vqlsp.lsp``'s docstring.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import uuid
@@ -58,7 +59,8 @@ class VqlspServer(LanguageServer):
         self.init_settings: Any = None
         self.shown_problems: set[str] = set()
         self.store = DocumentStore(PositionCodec())
-        self.scheduler = Scheduler(self.run_update)
+        self.scheduler = Scheduler(self.run_update, on_quiet=self.settle)
+        self.settling: set[str] = set()  # documents whose next update is a settle (``settle``)
         # Inference: one thread, owned by the worker; never pygls's pool.
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vqlsp-inference")
         self.worker: AnalysisWorker | None = None
@@ -101,6 +103,7 @@ class VqlspServer(LanguageServer):
         old, self.options = self.options, options
         changed = changed_fields(old, options)
         self.scheduler.debounce = options.debounce_ms / 1000
+        self.scheduler.quiet = options.settle_ms / 1000
         if not changed or not act:
             return
         self.log_message(f"options changed: {', '.join(sorted(changed))}")
@@ -173,6 +176,7 @@ class VqlspServer(LanguageServer):
         return self.options.diagnostics.unit or self.model_labels.get("span_unit") or "sentence"
 
     def request_update(self, doc: Document, *, immediate: bool = False) -> None:
+        self.settling.discard(doc.uri)  # a change: the writer is not paused after all
         if self.analysed(doc):
             self.scheduler.request(doc.uri, immediate=immediate)
         else:
@@ -191,8 +195,22 @@ class VqlspServer(LanguageServer):
         if self.pull and self.capability("workspace.diagnostics.refresh_support"):
             self.workspace_diagnostic_refresh(None)
 
+    def settle(self, uri: str) -> None:
+        """The scheduler's quiet callback: the writer paused, so if the published results were
+        computed on drifted (``stable``) position ids, re-index them and publish exact-position
+        results. One update like any other: a keystroke meanwhile waits for it, then runs."""
+        doc = self.store.documents.get(uri)
+        if doc is None or not self.analysed(doc) or self.options.position_policy != "stable":
+            return
+        if doc.last is None or doc.last.revision != doc.revision or not doc.last.drift:
+            return
+        self.settling.add(uri)
+        self.scheduler.request(uri, immediate=True)
+
     async def run_update(self, uri: str) -> None:
         """The scheduler's callback: snapshot on the loop, infer on the worker, publish if current."""
+        settle = uri in self.settling
+        self.settling.discard(uri)
         doc = self.store.documents.get(uri)
         worker, generation = self.worker, self.generation
         if doc is None or not self.analysed(doc) or worker is None or doc.tokens is None:
@@ -203,6 +221,8 @@ class VqlspServer(LanguageServer):
         snap = self.store.snapshot(
             doc, max_tokens=options.max_document_tokens, unit=self.unit(), position_policy=options.position_policy
         )
+        if settle:
+            snap = dataclasses.replace(snap, settle=True)
         if doc.n_tokens > options.max_document_tokens and not doc.full_pass_done:
             self.show_once(
                 f"{short_name(uri)} has {doc.n_tokens} tokens; only the first {options.max_document_tokens} are "

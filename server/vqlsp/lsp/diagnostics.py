@@ -87,6 +87,8 @@ def classification_params(analysis: Analysis) -> dict[str, Any]:
         "modelMs": round(analysis.cost.ms, 3),
         "engine": analysis.engine,
         "spans": len(analysis.spans),
+        "positionDrift": analysis.drift,
+        "settled": analysis.settled,
     }
 
 

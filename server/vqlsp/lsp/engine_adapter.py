@@ -24,10 +24,20 @@ class EngineAnalyzer:
         rows = tuple(stats.rows_changed) if stats else (0,) * model.cfg.depth
         self.first_cost = UpdateCost(True, len(self.ids), rows, (time.perf_counter() - t0) * 1e3)
 
+    @property
+    def drift(self) -> int:
+        return self.session.drift
+
     def apply(self, edits: Sequence[TokenEdit]) -> UpdateCost:
         stats = self.session.apply(edits)
         # The session's own ids, not our bookkeeping: what the caller checks against the text.
         self.ids = tuple(self.session.token_ids)
+        return self._cost(stats)
+
+    def reindex(self) -> UpdateCost:
+        return self._cost(self.session.reindex())
+
+    def _cost(self, stats) -> UpdateCost:
         rows = tuple(stats.rows_changed) or (0,) * self.session.cfg.depth
         return UpdateCost(False, stats.tokens, rows, stats.ms)
 

@@ -35,6 +35,9 @@ class Options:
     device: str = "auto"
     debounce_ms: float = 30.0  # quiet time after a keystroke before an update starts
     position_policy: str = "stable"  # engine position ids under insertion: "stable" | "exact"
+    # once a document has been quiet this long, its "stable" position ids are re-indexed to
+    # exact ones (so results at rest are exact-position results); 0 = never
+    settle_ms: float = 2000.0
     # over all open documents' cached engine states (LRU eviction); SmolLM2's exact state is
     # ~255 KiB per token, so 2 GiB holds about four 2k-token documents
     memory_budget_mb: float = 2048.0
@@ -151,6 +154,7 @@ VALIDATORS = {
     "device": _choice(DEVICES),
     "debounce_ms": _number(0, 10_000),
     "position_policy": _choice(POSITION_POLICIES),
+    "settle_ms": _number(0, 3_600_000),
     "memory_budget_mb": _number(0, 1 << 20),
     "max_document_tokens": _number(1, 1 << 20, int),
     "languages": _languages,

@@ -10,6 +10,10 @@ it finishes, one more update is scheduled for everything that came in
 meanwhile. So at most one update per document runs at a time, and documents
 do not wait for each other here (the worker serialises the compute).
 
+Once a document's updates are done and ``quiet`` seconds pass without a new
+request, ``on_quiet(key)`` is called (once): the server uses it to settle a
+document whose writer paused (re-index its positions, ``core.VqlspServer.settle``).
+
 No LSP here: the server passes the callback; tests drive it directly.
 """
 
@@ -29,6 +33,7 @@ class _State:
     task: asyncio.Task | None = None
     dirty: bool = False
     first_request: float | None = None  # loop time of the oldest change not yet covered
+    quiet_timer: asyncio.TimerHandle | None = None  # armed when the last update finished
     idle_waiters: list[asyncio.Future] = field(default_factory=list)
 
 
@@ -38,10 +43,15 @@ class Scheduler:
         run: Callable[[str], Awaitable[None]],
         debounce: float = 0.03,
         max_wait: float | None = None,
+        *,
+        on_quiet: Callable[[str], None] | None = None,
+        quiet: float = 0.0,
     ):
         self._run = run
         self.debounce = debounce
         self.max_wait = max_wait
+        self.on_quiet = on_quiet
+        self.quiet = quiet  # seconds without requests after an update before on_quiet; 0: never
         self._states: dict[str, _State] = {}
         self.started = 0  # updates started, all documents (for stats and tests)
 
@@ -53,6 +63,8 @@ class Scheduler:
         """Schedule an update of ``key`` (coalesced with any pending one)."""
         loop = asyncio.get_running_loop()
         state = self._states.setdefault(key, _State())
+        _cancel(state.quiet_timer)
+        state.quiet_timer = None
         state.dirty = True
         now = loop.time()
         if state.first_request is None:
@@ -60,8 +72,7 @@ class Scheduler:
         if state.task is not None:
             return  # runs again when the in-flight update finishes
         delay = 0.0 if immediate else min(self.debounce, max(0.0, state.first_request + self._max_wait - now))
-        if state.timer is not None:
-            state.timer.cancel()
+        _cancel(state.timer)
         state.timer = loop.call_later(delay, self._fire, key)
 
     def forget(self, key: str) -> None:
@@ -69,8 +80,8 @@ class Scheduler:
         state = self._states.pop(key, None)
         if state is None:
             return
-        if state.timer is not None:
-            state.timer.cancel()
+        _cancel(state.timer)
+        _cancel(state.quiet_timer)
         state.dirty = False
         if state.task is None:
             self._wake(state)
@@ -121,7 +132,19 @@ class Scheduler:
             delay = min(self.debounce, max(0.0, first + self._max_wait - now))
             state.timer = loop.call_later(delay, self._fire, key)
         else:
+            if self.on_quiet is not None and self.quiet > 0:
+                state.quiet_timer = asyncio.get_running_loop().call_later(self.quiet, self._quiet, key)
             self._wake(state)
+
+    def _quiet(self, key: str) -> None:
+        state = self._states.get(key)
+        if state is None or state.dirty or state.task is not None:
+            return
+        state.quiet_timer = None
+        try:
+            self.on_quiet(key)  # type: ignore[misc]
+        except Exception:  # like an update: a failure must not stop scheduling
+            log.exception("quiet callback of %s failed", key)
 
     @staticmethod
     def _wake(state: _State) -> None:
@@ -129,3 +152,8 @@ class Scheduler:
             if not future.done():
                 future.set_result(None)
         state.idle_waiters.clear()
+
+
+def _cancel(timer: asyncio.TimerHandle | None) -> None:
+    if timer is not None:
+        timer.cancel()

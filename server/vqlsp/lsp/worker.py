@@ -42,6 +42,7 @@ class Snapshot:
     batches: tuple[tuple[TokenEdit, ...], ...] | None
     unit: str  # "sentence" | "paragraph"
     position_policy: str = "stable"
+    settle: bool = False  # the writer paused: also re-index drifted position ids to exact ones
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,8 @@ class Analysis:
     ms: float  # wall time of the whole update on the worker (edits, model, heads)
     engine: str  # "incremental" | "dense"
     resynced: bool = False  # the cached state did not match and was rebuilt
+    drift: int = 0  # position ids' distance from exact after the update (0: exact-position results)
+    settled: bool = False  # this update re-indexed drifted position ids (a settle)
     notes: tuple[str, ...] = field(default_factory=tuple)
 
 
@@ -134,7 +137,7 @@ class AnalysisWorker:
         t0 = time.perf_counter()
         notes: list[str] = []
         analyzer = self.analyzers.get(snap.uri)
-        resynced = False
+        resynced = settled = False
         if analyzer is not None and self.policies.get(snap.uri) != snap.position_policy:
             analyzer = None
         if analyzer is None:
@@ -150,6 +153,8 @@ class AnalysisWorker:
                 resynced = True
                 analyzer, cost = open_analyzer(self.model, snap.ids, snap.position_policy, dense=self.dense)
                 changed = len(snap.ids)
+            elif snap.settle and not edits and analyzer.drift:
+                cost, settled = analyzer.reindex(), True
         self.analyzers[snap.uri] = analyzer
         self.policies[snap.uri] = snap.position_policy
 
@@ -166,7 +171,8 @@ class AnalysisWorker:
             uri=snap.uri, version=snap.version, revision=snap.revision, text=snap.text,
             text_hash=text_hash(snap.text), tokens=snap.total_tokens, analysed_tokens=len(snap.ids),
             document=document, spans=span_results, unit=snap.unit, cost=cost, changed_tokens=changed,
-            ms=(time.perf_counter() - t0) * 1e3, engine=analyzer.kind, resynced=resynced, notes=tuple(notes),
+            ms=(time.perf_counter() - t0) * 1e3, engine=analyzer.kind, resynced=resynced, drift=analyzer.drift,
+            settled=settled, notes=tuple(notes),
         )
 
     def drop(self, uri: str) -> None:

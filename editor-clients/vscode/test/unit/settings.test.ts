@@ -71,6 +71,7 @@ describe('serverOptions', () => {
       device: 'auto',
       debounceMs: 30,
       positionPolicy: 'stable',
+      settleMs: 2000,
       memoryBudgetMb: 2048,
       maxDocumentTokens: 4096,
       languages: DEFAULT_LANGUAGES,
@@ -79,7 +80,7 @@ describe('serverOptions', () => {
   });
 
   it('covers every contributed setting (server option, launch setting or trace)', () => {
-    const serverKeys = new Set(['model', 'device', 'debounceMs', 'positionPolicy', 'memoryBudgetMb', 'maxDocumentTokens', 'languages', 'diagnostics.threshold', 'diagnostics.severity', 'diagnostics.unit']);
+    const serverKeys = new Set(['model', 'device', 'debounceMs', 'positionPolicy', 'settleMs', 'memoryBudgetMb', 'maxDocumentTokens', 'languages', 'diagnostics.threshold', 'diagnostics.severity', 'diagnostics.unit']);
     for (const key of Object.keys(contributed)) {
       const name = key.replace(/^vqlsp\./, '');
       assert.ok(serverKeys.has(name) || RESTART_SETTINGS.includes(name) || name === 'trace.server', `unmapped setting ${key}`);
