@@ -86,3 +86,20 @@ def test_file_that_is_not_text(tmp_path, content, needle):
 
 def test_missing_input_file(tmp_path):
     assert_user_error(vqlsp_cli("classify", str(tmp_path / "absent.txt")), "cannot read")
+
+
+@pytest.mark.real_model
+def test_bench_engine_reports_ratios_equivalence_and_the_settle(tmp_path):
+    out = tmp_path / "bench.json"
+    result = vqlsp_cli("bench", "engine", "--tokens", "96", "--edits", "6", "--warmup", "1", "--threads", "1",
+                       "--json", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "ms_vs_dense_median" in result.stdout and "settle (re-index after the trace" in result.stdout
+    r = json.loads(out.read_text())
+    assert r["tokens"] == 96 and r["edits"] == 6 and r["policy"] == "stable"
+    assert set(r["strategies"]) == {"incremental", "prefix", "dense"}
+    assert r["speedup"]["ops_vs_dense_median"] > 1 and r["max_abs_prob_diff"] < 1e-4
+    settle = r["settle"]  # the trace's atomic inserts and deletes left the ids drifted; re-indexed, exact again
+    assert settle["drift_before"] > 0 and settle["rows_changed"] > 0
+    assert settle["max_abs_prob_diff_vs_exact_dense"] < 1e-4
+

@@ -106,7 +106,27 @@ def bench_one(model, tokenizer, tokens: int, args: argparse.Namespace) -> dict:
     records = {name: recs[args.warmup:] for name, recs in records.items()}
     result = summarize(tokens, args, strategies["incremental"], records, prob_diffs, setup_ms, len(doc.ids))
     result["max_abs_hidden_diff"] = max(hidden_diffs) if hidden_diffs else None
+    if args.policy == "stable":
+        result["settle"] = settle(model, strategies["incremental"], records.get("dense"))
     return result
+
+
+def settle(model, session, dense_records) -> dict:
+    """Re-index the ids the trace left drifted (what the server does when the writer pauses):
+    what it costs, and its results against a dense forward on exact ids."""
+    from ..engine.baselines import DenseStrategy
+
+    drift = session.drift
+    stats = session.reindex()
+    exact = DenseStrategy(model, session.token_ids, "exact")
+    p, ref = session.outputs().probabilities, exact.outputs().probabilities
+    return {
+        "drift_before": drift,
+        "ms": stats.ms,
+        "rows_changed": sum(stats.rows_changed),
+        "dense_ms_median": statistics.median(d.ms for d in dense_records) if dense_records else None,
+        "max_abs_prob_diff_vs_exact_dense": None if p is None else (p - ref).abs().max().item(),
+    }
 
 
 def _p(values: list[float], q: float) -> float:

@@ -22,6 +22,11 @@ def print_run(r: dict) -> None:
         print("  incremental ms per layer (mean): " + " ".join(f"{v:.1f}" for v in r["incremental_layer_ms_mean"]))
     rows = r["rows_changed_per_layer_mean"]
     print("  rows changed per layer (mean): " + " ".join(f"{v:.0f}" for v in rows))
+    if (s := r.get("settle")) is not None:
+        diff = s["max_abs_prob_diff_vs_exact_dense"]
+        print(f"  settle (re-index after the trace, drift {s['drift_before']}): {s['ms']:.1f} ms, "
+              f"{s['rows_changed']:,} (row, layer) pairs; |p - p_dense(exact ids)| "
+              f"{diff if diff is None else f'{diff:.2e}'}")
 
 
 def plot_runs(runs: list[dict], path: str) -> None:

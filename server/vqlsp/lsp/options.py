@@ -36,7 +36,8 @@ class Options:
     debounce_ms: float = 30.0  # quiet time after a keystroke before an update starts
     position_policy: str = "stable"  # engine position ids under insertion: "stable" | "exact"
     # once a document has been quiet this long, its "stable" position ids are re-indexed to
-    # exact ones (so results at rest are exact-position results); 0 = never
+    # exact ones (so results at rest are exact-position results; it costs about a dense pass
+    # over the text after the first moved id); 0 = never
     settle_ms: float = 2000.0
     # over all open documents' cached engine states (LRU eviction); SmolLM2's exact state is
     # ~255 KiB per token, so 2 GiB holds about four 2k-token documents
