@@ -120,7 +120,7 @@ async def test_a_pause_settles_drifted_positions(editor: Editor, tiny_model_dir)
     (where, p), (fresh_where, fresh_p) = spans(await editor.diagnostics(uri, version)), spans(await editor.diagnostics(twin, 1))
     assert where == fresh_where and p == pytest.approx(fresh_p, abs=1e-5)
     # Settled once: nothing more for this version while the text stays as it is.
-    await editor.stats(uri)
+    assert (await editor.stats(uri))["settlesStarted"] == 1  # the twin opened at exact ids: nothing to settle
     assert sum(c["uri"] == uri and c["version"] == version for c in editor.client.classifications) == 2
 
 

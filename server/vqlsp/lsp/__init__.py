@@ -38,5 +38,6 @@ hover, ``$/progress``):
   (a content change without ``range``) or reopens the document;
 * command ``vqlsp.documentStats`` ``[uri]`` -> the last analysis, the current
   text's ``textHash`` / ``tokens`` / ``version``, ``rows_changed_per_layer``,
-  span labels, state bytes, budget and evictions.
+  span labels, state bytes, budget and evictions, ``updatesStarted`` and
+  ``settlesStarted`` (server-wide).
 """

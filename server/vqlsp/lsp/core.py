@@ -61,6 +61,7 @@ class VqlspServer(LanguageServer):
         self.store = DocumentStore(PositionCodec())
         self.scheduler = Scheduler(self.run_update, on_quiet=self.settle)
         self.settling: set[str] = set()  # documents whose next update is a settle (``settle``)
+        self.settles = 0  # settles started, all documents (stats)
         # Inference: one thread, owned by the worker; never pygls's pool.
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vqlsp-inference")
         self.worker: AnalysisWorker | None = None
@@ -205,6 +206,7 @@ class VqlspServer(LanguageServer):
         if doc.last is None or doc.last.revision != doc.revision or not doc.last.drift:
             return
         self.settling.add(uri)
+        self.settles += 1
         self.scheduler.request(uri, immediate=True)
 
     async def run_update(self, uri: str) -> None:

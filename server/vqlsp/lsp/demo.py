@@ -99,9 +99,11 @@ async def replay(args: argparse.Namespace) -> int:
                   f"{got['changedTokens']:>7} {got['reused_fraction']:>7.1%} {got['ms']:>7.1f}ms {latency:>7.1f}ms")
         stats = await session.stats()
         if not args.json:
+            settles = stats["settlesStarted"]
             print(f"\nserver text == client text: {_same(session, stats)}; "
                   f"{stats['tokens']} tokens, state {stats.get('state_bytes', 0) / 2**20:.1f} MiB, "
-                  f"{stats['updatesStarted']} updates for {session.version - 1} changes")
+                  f"{stats['updatesStarted']} updates for {session.version - 1} changes"
+                  + (f" ({settles} of them settled positions after a pause)" if settles else ""))
     finally:
         await session.stop()
     return 0

@@ -139,6 +139,7 @@ def build_server(*, dense: bool = False) -> VqlspServer:
         doc = ls.store.get(uri)
         out = document_stats(doc.last, doc, stats)
         out.update(model=ls.model_labels, modelState=ls.model_state, updatesStarted=ls.scheduler.started,
+                   settlesStarted=ls.settles,
                    positionEncoding=str(ls.store.codec.encoding), pullDiagnostics=ls.pull)
         return out
 
