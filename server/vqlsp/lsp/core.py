@@ -258,8 +258,11 @@ class VqlspServer(LanguageServer):
 
     def publish(self, doc: Document, analysis) -> None:
         doc.last = analysis
+        doc.published += 1
         doc.full_pass_done = True
         self.publish_diagnostics(doc)
+        if analysis.settled and self.pull and self.capability("workspace.diagnostics.refresh_support"):
+            self.workspace_diagnostic_refresh(None)  # same version, new results: pull again
         self.protocol.notify(CLASSIFICATION, classification_params(analysis))
         self.wake(doc.uri)
 

@@ -50,6 +50,7 @@ class Document:
     desynced: str | None = None  # why the text may differ from the client's
     binary: bool = False  # holds NUL characters: not prose, not analysed
     last: object | None = None  # the last published Analysis (its revision may be older)
+    published: int = 0  # analyses published so far (one revision can get several: a settle, a reload)
     full_pass_done: bool = False
 
     def __post_init__(self) -> None:

@@ -107,7 +107,7 @@ def build_server(*, dense: bool = False) -> VqlspServer:
             raise JsonRpcInvalidParams(f"document {uri} is not open")
         analysis = await ls.current_analysis(uri, RESULT_WAIT_S)
         doc = ls.store.get(uri)
-        result_id = f"{doc.revision}.{ls.config_generation}.{ls.generation}" if analysis else f"{doc.revision}.none"
+        result_id = f"{doc.revision}.{doc.published}.{ls.config_generation}" if analysis else f"{doc.revision}.none"
         if params.previous_result_id == result_id:
             return types.RelatedUnchangedDocumentDiagnosticReport(result_id=result_id)
         return lsp_full_report(analysis, ls.store.codec, ls.options.diagnostics, result_id)
