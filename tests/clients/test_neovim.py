@@ -23,6 +23,7 @@ SESSION_STEPS = [
     ":VqlspStatus shows the compute stats of this buffer",
     "hover shows the document label",
     "settings changes reach the server",
+    "a pause settles drifted positions and the diagnostics are pulled again",
     ":VqlspRestart starts a new server for the same buffer",
     ":checkhealth vqlsp reports no errors",
 ]

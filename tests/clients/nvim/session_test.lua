@@ -215,6 +215,40 @@ return {
     end)
   end },
 
+  { 'a pause settles drifted positions and the diagnostics are pulled again', function()
+    vqlsp.update_settings({
+      model = T.env.VQLSP_MODEL,
+      device = 'cpu',
+      debounceMs = 0,
+      settleMs = 100,
+      maxDocumentTokens = 512,
+      diagnostics = { threshold = 0.0, severity = 'warning' },
+    })
+    local version
+    local function settled()
+      local c = status.results[bufnr]
+      return c ~= nil and c.version == version and c.settled == true
+    end
+    -- pulls made once the settled classification is in (Neovim pulls by itself only on edits)
+    local pulls_after_settle = 0
+    local request = client.request
+    client.request = function(self, method, ...)
+      if method == 'textDocument/diagnostic' and settled() then
+        pulls_after_settle = pulls_after_settle + 1
+      end
+      return request(self, method, ...)
+    end
+    -- an insertion mid-document: under the stable policy later tokens keep their ids
+    vim.api.nvim_buf_set_text(bufnr, 0, 4, 0, 4, { 'very long ' })
+    version = lsp_version()
+    T.wait('a settled classification of version ' .. version, settled)
+    T.eq(status.results[bufnr].positionDrift, 0, 'exact position ids after the settle')
+    T.wait('a diagnostic pull after the settle', function()
+      return pulls_after_settle > 0
+    end)
+    client.request = nil -- back to the class method
+  end },
+
   { ':VqlspRestart starts a new server for the same buffer', function()
     local old = client.id
     vim.cmd('VqlspRestart')

@@ -38,8 +38,19 @@ local function show_virtual_text(bufnr, c)
   end
 end
 
+--- Pulls the buffer's diagnostics again. A settled classification (the server
+--- re-indexed drifted positions after a pause) brings new results for the same
+--- version, and Neovim 0.11 pulls only on its own events (it does not take
+--- workspace/diagnostic/refresh).
+local function pull_diagnostics(bufnr, client_id)
+  local client = vim.lsp.get_client_by_id(client_id)
+  if client and client:supports_method('textDocument/diagnostic', bufnr) then
+    client:request('textDocument/diagnostic', { textDocument = vim.lsp.util.make_text_document_params(bufnr) }, nil, bufnr)
+  end
+end
+
 --- Handler of the `vqlsp/classification` notification.
-function M.on_classification(err, result, _ctx)
+function M.on_classification(err, result, ctx)
   if err or type(result) ~= 'table' or type(result.uri) ~= 'string' then
     return
   end
@@ -56,6 +67,9 @@ function M.on_classification(err, result, _ctx)
   end
   M.results[bufnr] = result
   show_virtual_text(bufnr, result)
+  if result.settled == true and ctx and ctx.client_id then
+    pull_diagnostics(bufnr, ctx.client_id)
+  end
   if config.options.on_classification then
     config.options.on_classification(result, bufnr)
   end
