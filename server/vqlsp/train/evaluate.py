@@ -52,12 +52,18 @@ def policy_agreement(
 
     Each document is edited ``edits`` times in a row (the ids drift as in the engine);
     after each edit both position assignments are run and every head's labels compared.
-    ``vq=False`` measures the same for the dense model (how much is VQ's doing).
+    ``vq=False`` measures the same for the dense model (how much is VQ's doing). Besides
+    the agreement: how far the probabilities move between the two (mean of the largest
+    per-label change), how many labels sit near a tie under exact ids (top two within
+    ``NEAR_TIE``), and the agreement of the labels at least ``CLEAR`` from a tie.
     """
     rng = random.Random(seed)
     policy = StablePositions(max_drift)
     same = total = 0
     doc_same = doc_total = 0
+    shifts: list[float] = []  # per label: max |p_stable - p_exact|
+    gaps: list[float] = []  # per label: top-two gap under exact ids
+    agrees: list[bool] = []
     for doc in docs:
         ids = list(doc.ids)
         owner = [-1] * len(ids)
@@ -76,15 +82,16 @@ def policy_agreement(
             positions = torch.stack([pos, torch.arange(len(ids))]).to(model.device)
             hidden = model(batch, positions, vq=vq).hidden
             if model.document_head is not None:
-                labels = model.document_head(hidden).argmax(-1)
-                doc_same += int(labels[0] == labels[1])
+                p = model.document_head(hidden).float().softmax(-1)
+                doc_same += _compare(p[0:1], p[1:2], shifts, gaps, agrees)
                 doc_total += 1
             spans = _spans_of(owner)
             if model.span_head is not None and spans:
-                a, b = (model.span_head(hidden[i], spans).argmax(-1) for i in (0, 1))
-                same += int((a == b).sum())
+                a, b = (model.span_head(hidden[i], spans).float().softmax(-1) for i in (0, 1))
+                same += _compare(a, b, shifts, gaps, agrees)
                 total += len(spans)
     all_same, all_total = same + doc_same, total + doc_total
+    clear = [agree for agree, gap in zip(agrees, gaps) if gap >= CLEAR]
     return {
         "agreement": all_same / max(1, all_total),
         "document_agreement": doc_same / max(1, doc_total),
@@ -92,7 +99,25 @@ def policy_agreement(
         "labels_compared": all_total,
         "edits_per_trace": edits,
         "traces": len(docs),
+        "mean_probability_shift": sum(shifts) / max(1, len(shifts)),
+        "near_tie_share": sum(g < NEAR_TIE for g in gaps) / max(1, len(gaps)),
+        "agreement_clear_of_ties": sum(clear) / max(1, len(clear)),
     }
+
+
+NEAR_TIE = 0.02  # a label whose top two probabilities are closer than this is a near tie
+CLEAR = 0.2  # ... and one at least this far apart is clear of ties
+
+
+def _compare(stable: torch.Tensor, exact: torch.Tensor, shifts: list, gaps: list, agrees: list) -> int:
+    """Record each row's probability shift, exact-ids tie gap and agreement; return the agreements."""
+    top2 = exact.topk(min(2, exact.shape[-1]), -1).values
+    gap = (top2[:, 0] - top2[:, -1]).tolist()
+    agree = (stable.argmax(-1) == exact.argmax(-1)).tolist()
+    shifts += (stable - exact).abs().amax(-1).tolist()
+    gaps += gap
+    agrees += agree
+    return sum(agree)
 
 
 def evaluate_model(
