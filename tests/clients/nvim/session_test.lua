@@ -60,6 +60,17 @@ local function diagnostic_texts()
   return texts
 end
 
+--- The session's server settings, with ``overrides`` on top.
+local function settings(overrides)
+  return vim.tbl_deep_extend('force', {
+    model = T.env.VQLSP_MODEL,
+    device = 'cpu',
+    debounceMs = 0,
+    maxDocumentTokens = 512,
+    diagnostics = { threshold = 0.5, severity = 'warning' },
+  }, overrides or {})
+end
+
 local function contains(list, wanted)
   for _, item in ipairs(list) do
     if item == wanted then
@@ -79,13 +90,7 @@ return {
     })
     vqlsp.setup({
       cmd = vim.json.decode(T.env.VQLSP_CMD),
-      settings = {
-        model = T.env.VQLSP_MODEL,
-        device = 'cpu',
-        debounceMs = 0,
-        maxDocumentTokens = 512,
-        diagnostics = { threshold = 0.5, severity = 'warning' },
-      },
+      settings = settings(),
       position_encodings = { encoding },
       virtual_text = true,
     })
@@ -200,13 +205,7 @@ return {
   end },
 
   { 'settings changes reach the server', function()
-    vqlsp.update_settings({
-      model = T.env.VQLSP_MODEL,
-      device = 'cpu',
-      debounceMs = 0,
-      maxDocumentTokens = 512,
-      diagnostics = { threshold = 1.0, severity = 'warning' },
-    })
+    vqlsp.update_settings(settings({ diagnostics = { threshold = 1.0 } }))
     -- pulled diagnostics refresh on the next change
     vim.api.nvim_buf_set_lines(bufnr, -1, -1, false, { 'One more line.' })
     wait_current_classification()
@@ -216,14 +215,7 @@ return {
   end },
 
   { 'a pause settles drifted positions and the diagnostics are pulled again', function()
-    vqlsp.update_settings({
-      model = T.env.VQLSP_MODEL,
-      device = 'cpu',
-      debounceMs = 0,
-      settleMs = 100,
-      maxDocumentTokens = 512,
-      diagnostics = { threshold = 0.0, severity = 'warning' },
-    })
+    vqlsp.update_settings(settings({ settleMs = 100, diagnostics = { threshold = 0.0 } }))
     local version
     local function settled()
       local c = status.results[bufnr]
