@@ -28,6 +28,9 @@ from .reuse import random_atomic_edit, reuse_profile
 from .sentiment import SpanDocument
 from .tasks import TaskData, extract, fit_document_head, fit_span_head, head_test_accuracy
 
+NEAR_TIE = 0.02  # a label whose top two probabilities are closer than this is a near tie
+CLEAR = 0.2  # ... and one at least this far apart is clear of ties
+
 
 def _spans_of(owner: Sequence[int]) -> list[tuple[int, int]]:
     """Token ranges of each span id (-1 = outside every span) in a per-token owner list."""
@@ -103,10 +106,6 @@ def policy_agreement(
         "near_tie_share": sum(g < NEAR_TIE for g in gaps) / max(1, len(gaps)),
         "agreement_clear_of_ties": sum(clear) / max(1, len(clear)),
     }
-
-
-NEAR_TIE = 0.02  # a label whose top two probabilities are closer than this is a near tie
-CLEAR = 0.2  # ... and one at least this far apart is clear of ties
 
 
 def _compare(stable: torch.Tensor, exact: torch.Tensor, shifts: list, gaps: list, agrees: list) -> int:
