@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 
+from .attention import attend_rows
 from .edits import TokenEdit, apply_edits
 from .ops import CostModel, OpCounter, causal_pairs, dense_ops
 from .plan import EditPlan
@@ -128,13 +128,15 @@ class PrefixCacheStrategy(_Strategy):
             model = self.model
             x = model.embed_rows(ids[first:], pos[first:])
             place = model.positional(pos[first:])
-            # row first + i sees keys 0 .. first + i
-            mask = torch.arange(n, device=self.device) <= torch.arange(first, n, device=self.device).unsqueeze(1)
+            # row first + i sees keys 0 .. first + i: the engine's fused kernel, in chunks of rows
+            # (one masked attention over all rows would hold rows x n scores per head)
+            row_index, key_index = torch.arange(first, n, device=self.device), torch.arange(n, device=self.device)
             for layer, block in enumerate(model.blocks[:depth]):
                 q, k, v = block.qkv(x, place)  # (rows, H|Hkv, Dh)
                 self.k[layer, first:n], self.v[layer, first:n] = k, v
-                o = _attend(q, self.k[layer, :n], self.v[layer, :n], mask)
-                x = block.finish(x, block.quantize(o).values)
+                keys, values = self.k[layer, :n].transpose(0, 1), self.v[layer, :n].transpose(0, 1)
+                o, _ = attend_rows(q.transpose(0, 1), row_index, keys, values, key_index)
+                x = block.finish(x, block.quantize(o.transpose(0, 1)).values)
             self.hidden[first:n] = model.final_rows(x)
         ops = OpCounter()
         ops.rows(self.cost, qkv=rows * depth, finish=rows * depth)
@@ -144,12 +146,3 @@ class PrefixCacheStrategy(_Strategy):
         stats.ops = ops
         stats.rows_changed = [rows] * depth
         stats.recomputed = [rows] * depth
-
-
-def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """q (R, H, Dh) over k, v (n, Hkv, Dh) with a (R, n) boolean mask -> (R, H, Dh), fused kernel."""
-    group = q.shape[1] // k.shape[1]
-    if group > 1:
-        k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)
-    o = F.scaled_dot_product_attention(q.transpose(0, 1), k.transpose(0, 1), v.transpose(0, 1), attn_mask=mask)
-    return o.transpose(0, 1)
