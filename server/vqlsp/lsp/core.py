@@ -201,9 +201,9 @@ class VqlspServer(LanguageServer):
         computed on drifted (``stable``) position ids, re-index them and publish exact-position
         results. One update like any other: a keystroke meanwhile waits for it, then runs."""
         doc = self.store.documents.get(uri)
-        if doc is None or not self.analysed(doc) or self.options.position_policy != "stable":
+        if doc is None or not self.analysed(doc) or doc.last is None:
             return
-        if doc.last is None or doc.last.revision != doc.revision or not doc.last.drift:
+        if doc.last.revision != doc.revision or not doc.last.drift:  # drift is 0 under "exact"
             return
         self.settling.add(uri)
         self.settles += 1
