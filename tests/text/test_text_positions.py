@@ -82,8 +82,6 @@ def test_positions_past_a_line_end_mean_its_end_not_its_terminator():
     assert index.offset_at(Position(line=0, character=99), codec) == 3
     assert index.offset_at(Position(line=1, character=99), codec) == len("ab😋\r\nlast")
     assert index.offset_at(Position(line=7, character=0), codec) == len("ab😋\r\nlast")
-    # Inside a surrogate pair rounds to after the character.
-    assert index.offset_at(Position(line=0, character=3), codec) == 3
     # An offset between \r and \n is the end of the line.
     assert index.position_at(4, codec) == Position(line=0, character=4)
 
@@ -117,3 +115,36 @@ def test_index_kept_in_step_equals_a_fresh_one(data):
         assert index.text == text
         assert [index.line_text(i) for i in range(index.line_count)] == lsp_lines(text)
         assert index.line_count == fresh.line_count
+
+
+@pytest.mark.parametrize(
+    ("kind", "character"),
+    [
+        (PositionEncodingKind.Utf16, 3),  # between the two halves of 😋 (issue 16)
+        (PositionEncodingKind.Utf8, 3),  # inside the four bytes of 😋
+        (PositionEncodingKind.Utf8, 5),
+        (PositionEncodingKind.Utf8, 7),  # inside the two bytes of é
+    ],
+)
+def test_a_position_inside_a_character_is_refused(kind, character):
+    codec = PositionCodec(kind)
+    index = LineIndex("ab😋é\r\nlast")
+    inside = Position(line=0, character=character)
+    with pytest.raises(InvalidRange, match=f"line 0, character {character} falls inside"):
+        index.offset_at(inside, codec)
+    # A change would be refused too (the store logs a desync and asks the client to resync).
+    after = Position(line=1, character=0)
+    with pytest.raises(InvalidRange, match=f"line 0, character {character}"):
+        index.offsets_of(Range(start=inside, end=after), codec)
+    with pytest.raises(InvalidRange):
+        index.offsets_of(Range(start=Position(line=0, character=0), end=inside), codec)
+
+
+@pytest.mark.parametrize("kind", ENCODINGS)
+def test_positions_around_a_character_are_kept(kind):
+    codec = PositionCodec(kind)
+    index = LineIndex("ab😋é\r\nlast")
+    for offset in range(5):
+        assert index.offset_at(index.position_at(offset, codec), codec) == offset
+    # Past the end of the line is still its end, however many units past.
+    assert index.offset_at(Position(line=0, character=99), codec) == 4
