@@ -179,6 +179,7 @@ BENCHES = [
     ("text", "text_bench", "per-keystroke cost of text -> token edits"),
     ("lsp", "lsp_bench", "keystroke-to-publish latency at a client over real stdio"),
     ("engine", "engine_bench", "incremental engine vs dense and prefix-cache re-runs (ops, ms)"),
+    ("typing", "typing_bench", "keystroke -> covering result with edits sent on a clock, over real stdio"),
 ]
 
 

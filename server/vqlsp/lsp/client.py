@@ -1,30 +1,53 @@
 """A minimal LSP client that drives ``vqlsp serve`` as a subprocess over stdio.
 
-Used by ``vqlsp demo`` and ``vqlsp bench lsp``: it opens one document, sends
-incremental changes in UTF-16 ranges (what most editors negotiate), and waits
-for the server's ``vqlsp/classification`` / ``textDocument/publishDiagnostics``
-of a given version, recording when each arrived (``time.perf_counter``) so
-latency is measured where a user would see it.
+Used by ``vqlsp demo``, ``vqlsp bench lsp`` and ``vqlsp bench typing``: it opens
+one document, sends incremental changes in UTF-16 ranges (what most editors
+negotiate), one or several content changes per ``didChange`` (multi-cursor edits,
+replace-all), and waits for the server's ``vqlsp/classification`` /
+``textDocument/publishDiagnostics`` of a given version, recording when each
+arrived (``time.perf_counter``) so latency is measured where a user would see
+it. Nothing here waits for a result unless asked to: a benchmark can send on a
+clock and read the arrival logs (``events``, ``diagnostic_events``) afterwards.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import os
+import re
 import sys
 import time
+from bisect import bisect_right
+from collections.abc import Sequence
 from typing import Any
 
 from lsprotocol import types
+from pygls.exceptions import JsonRpcException
 from pygls.lsp.client import LanguageClient
 
 CLASSIFICATION = "vqlsp/classification"
+# A request no server handler waits on: the answer (an error, "method not found") comes from
+# the server's event loop as soon as it reads the message, so its round trip measures how long
+# the loop was busy with something else. (``$/`` methods may be refused by any server.)
+PROBE = "$/vqlsp/probe"
 
 
-def utf16_position(text: str, offset: int) -> types.Position:
-    line = text.count("\n", 0, offset)
-    line_start = text.rfind("\n", 0, offset) + 1
+def utf16_position(text: str, offset: int, lines: Sequence[int] | None = None) -> types.Position:
+    """The LSP position (UTF-16 columns) of code point ``offset``; ``lines`` (from
+    ``line_starts``) saves a scan of the text when many positions of one text are needed."""
+    if lines is None:
+        line = text.count("\n", 0, offset)
+        line_start = text.rfind("\n", 0, offset) + 1
+    else:
+        line = bisect_right(lines, offset) - 1
+        line_start = lines[line]
     return types.Position(line=line, character=len(text[line_start:offset].encode("utf-16-le")) // 2)
+
+
+def line_starts(text: str) -> list[int]:
+    return [0, *(m.end() for m in re.finditer("\n", text))]
 
 
 def _plain(value: Any) -> Any:
@@ -43,23 +66,34 @@ class StdioSession:
     def __init__(self, server_args: list[str] | None = None):
         self.server_args = server_args or []
         self.client = LanguageClient("vqlsp-client", "1")
-        self.classifications: dict[int, tuple[float, dict]] = {}  # version -> (arrival, params)
+        self.classifications: dict[int, tuple[float, dict]] = {}  # version -> (arrival, params), the latest
         self.published: dict[int, float] = {}  # version -> arrival of publishDiagnostics
+        self.events: list[tuple[float, dict]] = []  # every classification (any uri), in arrival order
+        # the session's document's publishDiagnostics: (arrival, version, number of diagnostics)
+        self.diagnostic_events: list[tuple[float, int | None, int]] = []
         self.arrived = asyncio.Event()
+        self.stderr_tail: collections.deque[str] = collections.deque(maxlen=200)  # the server's last log lines
+        self._drain: asyncio.Task | None = None
         self.uri = "file:///vqlsp/document.txt"
         self.text = ""
         self.version = 0
 
         @self.client.feature(CLASSIFICATION)
         def on_classification(params):
-            params = _plain(params)
-            self.classifications[params["version"]] = (time.perf_counter(), params)
+            arrival, params = time.perf_counter(), _plain(params)
+            self.events.append((arrival, params))
+            if params["uri"] == self.uri:
+                self.classifications[params["version"]] = (arrival, params)
             self.arrived.set()
 
         @self.client.feature(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
         def on_diagnostics(params: types.PublishDiagnosticsParams):
+            if params.uri != self.uri:
+                return
+            arrival = time.perf_counter()
+            self.diagnostic_events.append((arrival, params.version, len(params.diagnostics)))
             if params.version is not None:
-                self.published[params.version] = time.perf_counter()
+                self.published[params.version] = arrival
                 self.arrived.set()
 
         @self.client.feature(types.WINDOW_LOG_MESSAGE)
@@ -74,6 +108,11 @@ class StdioSession:
     async def start(self, options: dict[str, Any]) -> None:
         env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
         await self.client.start_io(sys.executable, "-m", "vqlsp", "serve", *self.server_args, env=env)
+        # pygls pipes the server's stderr and never reads it: once the pipe's buffer is full, the
+        # server would block on its next log line. Read it, keeping the tail for error reports.
+        process = getattr(self.client, "_server", None)
+        if process is not None and process.stderr is not None:
+            self._drain = asyncio.create_task(_drain(process.stderr, self.stderr_tail))
         capabilities = types.ClientCapabilities(
             text_document=types.TextDocumentClientCapabilities(
                 publish_diagnostics=types.PublishDiagnosticsClientCapabilities(version_support=True),
@@ -92,8 +131,15 @@ class StdioSession:
             self.client.exit(None)
         finally:
             await self.client.stop()
+            if self._drain is not None:
+                self._drain.cancel()
 
-    def open(self, text: str, language_id: str = "plaintext") -> float:
+    def open(self, text: str, language_id: str = "plaintext", uri: str | None = None) -> float:
+        """didOpen at version 1 (of ``uri``, which becomes the session's document, if given)."""
+        if uri is not None and uri != self.uri:
+            self.uri = uri
+            self.classifications.clear()
+            self.published.clear()
         self.text, self.version = text, 1
         sent = time.perf_counter()
         self.client.text_document_did_open(types.DidOpenTextDocumentParams(
@@ -101,17 +147,53 @@ class StdioSession:
         ))
         return sent
 
+    def close(self) -> None:
+        self.client.text_document_did_close(types.DidCloseTextDocumentParams(
+            text_document=types.TextDocumentIdentifier(uri=self.uri)
+        ))
+
     def change(self, start: int, end: int, new_text: str) -> float:
         """Replace code points ``[start, end)``; returns the send time."""
-        rng = types.Range(start=utf16_position(self.text, start), end=utf16_position(self.text, end))
-        self.text = self.text[:start] + new_text + self.text[end:]
+        return self.change_many([(start, end, new_text)])
+
+    def change_many(self, changes: Sequence[tuple[int, int, str]]) -> float:
+        """One ``didChange`` (one new version) with several content changes, applied in order:
+        each ``(start, end, text)`` is in code points of the text after the changes before it,
+        as LSP defines. Returns the send time."""
+        content = []
+        if len(changes) > 1 and all(a[0] >= b[1] for a, b in zip(changes, changes[1:])):
+            # Back to front (a replace-all): every change lies before the ones already applied,
+            # so all positions are positions in the current text; one line index, one rebuild.
+            lines = line_starts(self.text)
+            for start, end, new_text in changes:
+                rng = types.Range(start=utf16_position(self.text, start, lines),
+                                  end=utf16_position(self.text, end, lines))
+                content.append(types.TextDocumentContentChangePartial(range=rng, text=new_text))
+            pieces, at = [], 0
+            for start, end, new_text in reversed(changes):
+                pieces += [self.text[at:start], new_text]
+                at = end
+            self.text = "".join(pieces) + self.text[at:]
+        else:
+            for start, end, new_text in changes:
+                rng = types.Range(start=utf16_position(self.text, start), end=utf16_position(self.text, end))
+                content.append(types.TextDocumentContentChangePartial(range=rng, text=new_text))
+                self.text = self.text[:start] + new_text + self.text[end:]
         self.version += 1
-        sent = time.perf_counter()
-        self.client.text_document_did_change(types.DidChangeTextDocumentParams(
+        params = types.DidChangeTextDocumentParams(
             text_document=types.VersionedTextDocumentIdentifier(uri=self.uri, version=self.version),
-            content_changes=[types.TextDocumentContentChangePartial(range=rng, text=new_text)],
-        ))
+            content_changes=content,
+        )
+        sent = time.perf_counter()
+        self.client.text_document_did_change(params)
         return sent
+
+    async def probe(self) -> tuple[float, float]:
+        """Send ``PROBE`` and wait for its answer; returns ``(sent, answered)``."""
+        sent = time.perf_counter()
+        with contextlib.suppress(JsonRpcException):  # "method not found" is the expected answer
+            await self.client.protocol.send_request_async(PROBE, None)
+        return sent, time.perf_counter()
 
     async def classification(self, version: int, timeout: float = 600.0) -> tuple[float, dict]:
         return await self._wait(lambda: self.classifications.get(version), timeout)
@@ -125,6 +207,10 @@ class StdioSession:
         )
         return _plain(result)
 
+    async def wait_until(self, get, timeout: float):
+        """``get()``'s first value that is not None, re-checked whenever a notification arrives."""
+        return await self._wait(get, timeout)
+
     async def _wait(self, get, timeout: float):
         async def poll():
             while True:
@@ -134,3 +220,9 @@ class StdioSession:
                 await self.arrived.wait()
 
         return await asyncio.wait_for(poll(), timeout)
+
+
+async def _drain(stream: asyncio.StreamReader, tail: collections.deque[str]) -> None:
+    # read(), not readline(): a line longer than the reader's limit would end readline with an error
+    while chunk := await stream.read(1 << 16):
+        tail.extend(chunk.decode("utf-8", "replace").splitlines())
