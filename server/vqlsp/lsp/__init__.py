@@ -2,6 +2,8 @@
 
 Modules, transport to domain:
 
+    framing.py      stdio/TCP framing in place of pygls's reader: a bad frame is answered and
+                    skipped up to the next header; Content-Length capped ($VQLSP_MAX_MESSAGE_BYTES)
     protocol.py     pygls protocol tweaks: our own text sync, answers to malformed messages,
                     diagnosticProvider only for clients that pull
     server.py       VqlspServer (state on the event loop) and one thin handler per method

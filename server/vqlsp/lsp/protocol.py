@@ -1,4 +1,4 @@
-"""pygls's LSP protocol with three changes vqlsp needs.
+"""pygls's LSP protocol with the changes vqlsp needs.
 
 * Text synchronisation is vqlsp's own (``documents.DocumentStore``): the
   built-in didOpen/didChange/didClose handlers only forward to ours instead of
@@ -10,6 +10,12 @@
   text change desyncs its document (see ``documents``).
 * ``diagnosticProvider`` is advertised only to clients that can pull
   diagnostics; the others get pushed ones (never both to one client).
+* Messages arrive through ``receive`` from ``framing``'s reader; a frame it
+  rejected is answered there (see ``framing`` for which get a response, and why
+  some carry ``"id": null``).
+* A request after ``shutdown`` gets an ``InvalidRequest`` error, as LSP 3.17
+  ("Shutdown Request") asks; pygls would drop it. Notifications other than
+  ``exit`` are still ignored, and ``exit`` still exits.
 """
 
 from __future__ import annotations
@@ -23,9 +29,12 @@ if sys.version_info < (3, 11):
 
 from cattrs import transform_error
 from lsprotocol import types
-from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
+from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams, JsonRpcInvalidRequest
 from pygls.protocol import LanguageServerProtocol
+from pygls.protocol.json_rpc import RPCRequest
 from pygls.protocol.language_server import lsp_method
+
+from .framing import Event, Received, Rejected
 
 log = logging.getLogger(__name__)
 
@@ -75,10 +84,29 @@ class VqlspProtocol(LanguageServerProtocol):
             self._malformed(data, exc)
             return DROPPED
 
+    def receive(self, event: Event) -> None:
+        """One message (or rejected frame) from the client, in order of arrival."""
+        if isinstance(event, Received):
+            self.handle_message(self.structure_message(event.payload))
+        else:
+            self._rejected(event)
+
     def handle_message(self, message):
         if message is DROPPED:
             return
+        if self._shutdown and isinstance(message, RPCRequest):
+            error = JsonRpcInvalidRequest(f"{message.method}: the server has been shut down; only exit is accepted")
+            self._send_response(message.id, error=error.to_response_error())
+            return
         super().handle_message(message)
+
+    def _rejected(self, bad: Rejected) -> None:
+        log.warning("rejected a frame (%s): %s", bad.method or "method unreadable", bad.reason)
+        if bad.answer:  # built by hand: pygls's converter would leave out "id": null
+            self._send_data({"jsonrpc": "2.0", "id": bad.id, "error": {"code": bad.code, "message": bad.reason}})
+        handler = getattr(self._server, "malformed_message", None)
+        if handler is not None:
+            handler(bad.method or "unreadable", bad.params, bad.reason)
 
     def _malformed(self, data: dict[str, Any], exc: JsonRpcException) -> None:
         method = data.get("method", "")

@@ -146,7 +146,9 @@ def build_server(*, dense: bool = False) -> VqlspServer:
     return server
 
 
-def serve(tcp: str | None = None, *, dense: bool = False, threads: int | None = None) -> None:
+def serve(
+    tcp: str | None = None, *, dense: bool = False, threads: int | None = None, max_message_bytes: int | None = None
+) -> None:
     """Run the server over stdio, or over TCP at ``HOST:PORT``.
 
     ``threads``: torch's intra-op threads for inference (default
@@ -157,17 +159,25 @@ def serve(tcp: str | None = None, *, dense: bool = False, threads: int | None = 
     test model took 12 ms at p50 with 1 thread and 440 ms with 2). An editor's
     server shares the machine with the editor, so one thread is the default;
     raise it for faster first passes on an otherwise idle machine.
+
+    ``max_message_bytes``: the largest ``Content-Length`` accepted (default
+    ``$VQLSP_MAX_MESSAGE_BYTES``, else 64 MiB); a larger message is answered
+    with an error and skipped without being read into memory (``framing``).
     """
     import torch
 
+    from . import framing
+
     torch.set_num_threads(threads or int(os.environ.get("VQLSP_THREADS", "0") or 0) or 1)
+    limit = max_message_bytes or int(os.environ.get("VQLSP_MAX_MESSAGE_BYTES", "0") or 0)
+    limit = limit or framing.DEFAULT_MAX_MESSAGE_BYTES
     server = build_server(dense=dense)
     try:
         if tcp:
             host, _, port = tcp.rpartition(":")
-            server.start_tcp(host or "127.0.0.1", int(port))
+            framing.start_tcp(server, host or "127.0.0.1", int(port), max_message_bytes=limit)
         else:
-            server.start_io()
+            framing.start_io(server, max_message_bytes=limit)
     finally:
         server.executor.shutdown(wait=False, cancel_futures=True)
 
