@@ -54,6 +54,69 @@ vqlsp_setup() {
         command -v npm >/dev/null || { echo "the editor-client tests need Node >= 20 and npm" >&2; exit 2; }
         echo "==> installing the VS Code extension's npm packages"
         npm ci --prefix "$ROOT/editor-clients/vscode" --no-audit --no-fund --loglevel=error
+        vqlsp_setup_real_vscode
     fi
     echo "$want" > "$stamp"
+}
+
+# The real-VS-Code test (tests/clients/test_vscode.py) runs code-server (VS Code in the browser)
+# and drives it with Debian's chromium through playwright-core (a devDependency of the extension,
+# which never downloads a browser). code-server 4.100.3 (VS Code 1.100.3) is the last release
+# whose engines allow Node 20; its npm-shrinkwrap.json files pin everything below it. It goes into
+# the environment, $VENV/code-server, not into editor-clients/vscode, whose every file vsce reads.
+CODE_SERVER_VERSION=4.100.3
+# What code-server 4.100.3 locks: @vscode/ripgrep 1.15.11, which fetches ripgrep v13.0.0-10.
+RIPGREP_CACHE=vscode-ripgrep-cache-1.15.11
+RIPGREP_ASSET=v13.0.0-10
+# chromium; ripgrep (Debian's rg stands in for the release @vscode/ripgrep would download);
+# a compiler, python3 and Kerberos headers for code-server's native modules (node-pty, kerberos, ...).
+REAL_VSCODE_APT=(chromium ripgrep build-essential python3 libkrb5-dev)
+
+vqlsp_setup_real_vscode() {
+    vqlsp_apt_install "${REAL_VSCODE_APT[@]}"
+    local dir="$VENV/code-server"
+    if [[ "$(node -p "require('$dir/node_modules/code-server/package.json').version" 2>/dev/null)" \
+            == "$CODE_SERVER_VERSION" ]]; then
+        return 0
+    fi
+    local target
+    case "$(uname -m)" in
+        x86_64) target=x86_64-unknown-linux-musl ;;
+        aarch64) target=aarch64-unknown-linux-musl ;;
+        *) echo "the VS Code test runs code-server on x86_64 or aarch64 Linux only" >&2; exit 2 ;;
+    esac
+    echo "==> installing code-server $CODE_SERVER_VERSION into $dir (for the real-VS-Code test)"
+    local tmp
+    tmp="$(mktemp -d)"
+    # Two install steps would download from the internet. @vscode/ripgrep first looks for its
+    # release asset in $TMPDIR/<cache>/: give it Debian's rg there. node-pty's install script runs
+    # `npx node-gyp`, which asks before installing unless npm_config_yes is set; code-server's own
+    # install script wants npm_config_unsafe_perm when run as root.
+    mkdir -p "$tmp/$RIPGREP_CACHE"
+    tar -czf "$tmp/$RIPGREP_CACHE/ripgrep-$RIPGREP_ASSET-$target.tar.gz" -C "$(dirname "$(command -v rg)")" rg
+    mkdir -p "$dir"
+    TMPDIR="$tmp" npm_config_yes=true npm_config_unsafe_perm=true \
+        npm install --prefix "$dir" --no-save --no-audit --no-fund --loglevel=error \
+        "code-server@$CODE_SERVER_VERSION" \
+        || { rm -rf "$tmp"; echo "code-server did not install (see above)" >&2; exit 2; }
+    rm -rf "$tmp"
+}
+
+# Installs the Debian packages among "$@" that are not installed yet (none: does nothing).
+vqlsp_apt_install() {
+    local missing=() pkg
+    for pkg in "$@"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
+    done
+    (( ${#missing[@]} )) || return 0
+    local sudo=()
+    if (( EUID != 0 )); then sudo=(sudo); fi
+    if ! command -v apt-get >/dev/null || { (( ${#sudo[@]} )) && ! command -v sudo >/dev/null; }; then
+        echo "the editor-client tests need these Debian packages (or their equivalents): ${missing[*]}" >&2
+        exit 2
+    fi
+    echo "==> installing ${missing[*]} (apt)"
+    "${sudo[@]}" apt-get update -qq
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
