@@ -78,3 +78,21 @@ def run_nvim(nvim: str, script: str, tmp_path: Path, env: dict[str, str], timeou
             f"messages: {result.get('messages')}\nLSP log tail:\n{tail}\nstderr:\n{proc.stderr[-2000:]}"
         )
     return result["steps"]
+
+
+@pytest.fixture(scope="session")
+def code_server() -> str:
+    """code-server 4.100.3 (VS Code in the browser), which scripts/setup.sh puts in the environment."""
+    path = Path(sys.prefix) / "code-server" / "node_modules" / ".bin" / "code-server"
+    if not path.is_file():
+        pytest.fail(f"code-server not found at {path}: scripts/setup.sh installs it with the dev extras (./scripts/test)")
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """A Chromium for playwright-core to drive (Debian's `chromium`; scripts/setup.sh installs it)."""
+    path = os.environ.get("VQLSP_CHROMIUM") or shutil.which("chromium")
+    if path is None:
+        pytest.fail("chromium not found: scripts/setup.sh installs Debian's (dev extras), or set VQLSP_CHROMIUM")
+    return path
