@@ -152,21 +152,38 @@ async def test_versions_unknown_uris_empty_and_binary(editor: Editor, tiny_model
     await editor.assert_in_sync(uri)
 
 
-async def test_document_over_the_token_limit(editor: Editor, tiny_model_dir):
-    await start(editor, tiny_model_dir, maxDocumentTokens=40)
+async def test_a_long_document_is_analysed_in_sections(editor: Editor, tiny_model_dir):
+    """Every part of a long document is classified, section by section; an edit in the middle
+    updates its own section only; the results equal a dense forward of the final sections."""
+    await start(editor, tiny_model_dir, sectionTokens=32, positionPolicy="exact")
     uri = doc_uri("long.txt")
-    editor.open(uri, PROSE * 4)
-    got = await editor.classification(uri, 1)
-    assert got["truncated"] and got["analysedTokens"] == 40 and got["tokens"] > 40
-    await editor.until(lambda: next((m for m in editor.client.messages if "maxDocumentTokens" in m.message), None))
-    # Edits before and after the limit keep the text in sync and the window at 40 tokens.
-    for edits in ([(0, 3, "A")], [(len(editor.texts[uri]) - 2, len(editor.texts[uri]), "!!")], [(10, 200, "")]):
-        editor.change(uri, edits)
-        got = await editor.classification(uri)
-        assert got["analysedTokens"] == min(40, got["tokens"]) and got["textHash"] == sha(editor.texts[uri])
-    # Every span diagnostic lies inside the analysed part.
+    editor.open(uri, "\n\n".join([PROSE.strip()] * 6))
+
+    def complete(version: int):
+        return lambda: next((c for c in reversed(editor.client.classifications)
+                             if c["uri"] == uri and c["version"] == version and c["sections"] == c["sectionsAnalysed"]), None)
+
+    got = await editor.until(complete(1))
+    stats = await editor.stats(uri)
+    bounds = stats["sections"]
+    assert got["sections"] == len(bounds) > 3 and got["analysedTokens"] == got["tokens"] == bounds[-1][1]
+    assert all(b - a <= 32 for a, b in bounds) and all(bounds[i][1] == bounds[i + 1][0] for i in range(len(bounds) - 1))
+    assert max(s["end"] for s in stats["span_labels"]) > 0.9 * len(editor.texts[uri])  # spans to the end
+    middle = len(editor.texts[uri]) // 2
+    editor.change(uri, [(middle, middle + 3, "xyz")])
+    got = await editor.until(complete(editor.versions[uri]))
     stats = await editor.assert_in_sync(uri)
-    assert all(s["start"] < len(editor.texts[uri]) for s in stats["span_labels"])
+    rows = stats["rows_changed_per_layer"]
+    assert not got["fullPass"] and 0 < max(rows) <= 2 * 32 < got["tokens"]  # one section's rows, not the document's
+    # The final results: a dense forward of each section (exact positions), pooled.
+    from vqlsp.analysis.reference import dense_document
+    from vqlsp.model.registry import load_model, load_tokenizer
+    from vqlsp.text.tokenizer import TextTokenizer
+
+    model = load_model(tiny_model_dir, "cpu")
+    ids = TextTokenizer(load_tokenizer(tiny_model_dir)).encode_ids(editor.texts[uri])
+    want = dense_document(model, ids, [tuple(b) for b in stats["sections"]])
+    assert got["probabilities"] == pytest.approx(want, abs=1e-4)
 
 
 async def test_pull_client_gets_no_pushes(pull_editor: Editor, tiny_model_dir):

@@ -1,5 +1,5 @@
 """Unit tests of the server's domain pieces, without a server: options, segments, scheduler,
-memory budget, the worker's edit bookkeeping, and the analyzers against each other."""
+memory budget, the job queue, the worker's bookkeeping, and the analyzers against each other."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ import asyncio
 import pytest
 import torch
 
+from vqlsp.analysis.analyzers import DenseAnalyzer, document_output, open_analyzer
+from vqlsp.analysis.memory import MemoryBudget
+from vqlsp.analysis.worker import token_spans
 from vqlsp.engine.edits import TokenEdit, apply_edits
-from vqlsp.lsp.analysis import DenseAnalyzer, open_analyzer
-from vqlsp.lsp.memory import MemoryBudget
 from vqlsp.lsp.options import DiagnosticOptions, Options, changed_fields, parse_options
 from vqlsp.lsp.scheduler import Scheduler
-from vqlsp.lsp.worker import edits_between, token_spans
 from vqlsp.text.segments import paragraphs, segment, sentences
 
 # -- options ---------------------------------------------------------------------------------
@@ -22,12 +22,12 @@ from vqlsp.text.segments import paragraphs, segment, sentences
 def test_options_defaults_camel_case_and_problems():
     assert parse_options(None) == (Options(), [])
     options, problems = parse_options({
-        "model": "/m", "debounceMs": 10, "positionPolicy": "exact", "settleMs": 0, "maxDocumentTokens": 100,
+        "model": "/m", "debounceMs": 10, "positionPolicy": "exact", "settleMs": 0, "sectionTokens": 100,
         "languages": ["markdown"], "diagnostics": {"threshold": 0.5, "severity": "hint", "unit": "paragraph"},
     })
     assert problems == []
     assert options == Options(
-        model="/m", debounce_ms=10, position_policy="exact", settle_ms=0, max_document_tokens=100, languages=("markdown",),
+        model="/m", debounce_ms=10, position_policy="exact", settle_ms=0, section_tokens=100, languages=("markdown",),
         diagnostics=DiagnosticOptions(threshold=0.5, severity="hint", unit="paragraph"),
     )
     # The whole settings tree is accepted too.
@@ -39,7 +39,7 @@ def test_options_defaults_camel_case_and_problems():
     ({"diagnostics": {"colour": "red"}}, "unknown option 'diagnostics.colour'"),
     ({"debounceMs": "fast"}, "invalid option 'debounceMs'"),
     ({"debounceMs": True}, "invalid option 'debounceMs'"),
-    ({"maxDocumentTokens": 1.5}, "not an integer"),
+    ({"sectionTokens": 100.5}, "not an integer"),
     ({"diagnostics": {"threshold": 2}}, "outside [0.0, 1.0]"),
     ({"diagnostics": {"severity": "fatal"}}, "'fatal' is not one of"),
     ({"languages": "markdown"}, "list of languageIds"),
@@ -212,18 +212,6 @@ def test_memory_budget_lru():
 # -- the worker's bookkeeping ----------------------------------------------------------------
 
 
-def test_edits_between():
-    old, new = (1, 2, 3, 4, 5), (1, 2, 9, 9, 4, 5)
-    batch = (TokenEdit(2, 3, (9, 9)),)
-    assert edits_between(old, new, [batch]) == [batch[0]]
-    # Several batches (coalesced changes) or a batch that does not fit: one diff edit.
-    for batches in ([batch, ()], [(TokenEdit(0, 1, (7,)),)], None):
-        edits = edits_between(old, new, batches)
-        assert tuple(apply_edits(old, edits)) == new and len(edits) == 1
-    assert edits_between(old, old, None) == []
-    assert tuple(apply_edits((1, 1), edits_between((1, 1), (1, 1, 1), None))) == (1, 1, 1)
-
-
 def test_token_spans():
     starts, ends = (0, 3, 6, 6, 10), (3, 6, 7, 7, 12)  # token 2 and 3 share a character
     assert token_spans([(0, 6), (6, 7), (8, 12), (20, 30)], starts, ends) == [
@@ -257,18 +245,35 @@ def test_engine_analyzer_equals_dense(tiny_model):
     assert 0 < reused[0] < 1 and reused[1] == 1 and reused[2] == 0
     dense = DenseAnalyzer(tiny_model, ids)
     spans = [(0, 10), (10, 40), (40, len(ids))]
-    (doc_e, spans_e), (doc_d, spans_d) = engine.heads(spans), dense.heads(spans)
-    assert doc_e.label == doc_d.label
+    spans_e, spans_d = engine.spans(spans), dense.spans(spans)
+    doc_e = document_output(tiny_model, [(len(ids), engine.pooled())])
+    doc_d = document_output(tiny_model, [(len(ids), dense.pooled())])
+    assert doc_e.label == doc_d.label and len(spans_e) == 3
     for a, b in zip([doc_e, *spans_e], [doc_d, *spans_d]):
         assert a.probabilities == pytest.approx(b.probabilities, abs=1e-4)
     assert engine.state_bytes() > dense.state_bytes() > 0
 
 
 def test_empty_document_gives_the_prior(tiny_model):
+    prior = torch.softmax(tiny_model.document_head.linear.bias.float(), -1).tolist()
     for analyzer, _ in (open_analyzer(tiny_model, []), open_analyzer(tiny_model, [], dense=True)):
-        document, spans = analyzer.heads([])
-        prior = torch.softmax(tiny_model.document_head.linear.bias.float(), -1).tolist()
-        assert list(document.probabilities.values()) == pytest.approx(prior) and spans == []
+        document = document_output(tiny_model, [(0, analyzer.pooled())])
+        assert list(document.probabilities.values()) == pytest.approx(prior) and analyzer.spans([]) == []
+    assert list(document_output(tiny_model, []).probabilities.values()) == pytest.approx(prior)
+
+
+def test_document_head_pools_sections_like_one_sequence(tiny_model):
+    """Mean pooling over sections is the token-weighted mean of their means: the same as the
+    head over all their states at once (what ``analysis.reference`` computes)."""
+    from vqlsp.analysis.reference import dense_document
+
+    torch.manual_seed(1)
+    ids = torch.randint(0, 300, (50,)).tolist()
+    cuts = [(0, 12), (12, 40), (40, 50)]
+    pooled = [(b - a, DenseAnalyzer(tiny_model, ids[a:b]).pooled()) for a, b in cuts]
+    got = document_output(tiny_model, pooled).probabilities
+    assert got == pytest.approx(dense_document(tiny_model, ids, cuts), abs=1e-5)
+    assert got != pytest.approx(dense_document(tiny_model, ids, [(0, 50)]), abs=1e-5)
 
 
 # -- documents -------------------------------------------------------------------------------
@@ -283,7 +288,7 @@ def _change(line0, ch0, line1, ch1, text):
     )
 
 
-def test_document_store_changes_snapshots_and_desync(tiny_model_dir):
+def test_document_store_changes_jobs_and_desync(tiny_model_dir):
     from lsprotocol import types
     from pygls.workspace.position_codec import PositionCodec
 
@@ -298,13 +303,13 @@ def test_document_store_changes_snapshots_and_desync(tiny_model_dir):
     report = store.change("u", 2, [_change(0, 9, 0, 14, "there")])
     assert doc.text.text == "Hello 😀 there.\nSecond line." and report.warnings == ()
     assert doc.tokens.ids == tokenizer.encode_ids(doc.text.text)
-    snap = store.snapshot(doc, max_tokens=5, unit="sentence", position_policy="stable")
-    # Opened documents start with a full pass (no edit batches); later snapshots carry one per change.
-    assert len(snap.ids) == 5 and snap.total_tokens == len(doc.tokens) and snap.batches is None
+    job = store.job(doc, 0, unit="sentence", position_policy="stable")
+    # Opened documents start with a full pass (no edit batches); later jobs carry one per change.
+    assert job.ids == tuple(doc.tokens.ids) and job.text == doc.text.text and job.batches is None
     store.change("u", 2, [_change(0, 0, 0, 0, "Oh. ")])
     store.change("u", 2, [_change(0, 0, 0, 4, "")])
-    assert len(store.snapshot(doc, max_tokens=99, unit="sentence", position_policy="stable").batches) == 2
-    assert store.snapshot(doc, max_tokens=99, unit="sentence", position_policy="stable").batches == ()
+    assert len(store.job(doc, 0, unit="sentence", position_policy="stable").batches) == 2
+    assert store.job(doc, 0, unit="sentence", position_policy="stable").batches == ()
     # Out of range: clamped per the spec, reported.
     report = store.change("u", 3, [_change(0, 99, 0, 99, "!"), _change(9, 0, 9, 0, "\nEnd.")])
     assert doc.text.text == "Hello 😀 there.!\nSecond line.\nEnd." and len(report.warnings) == 2

@@ -23,8 +23,8 @@ export interface Classification {
   /** Fraction of the work (rows x layers) reused from the cached state, 0..1. */
   reused_fraction: number;
   ms: number;
-  /** sha256 hex of the server's copy of the document text. */
-  textHash: string;
+  /** sha256 hex of the text the label describes; null when that is not the current text or it is huge. */
+  textHash: string | null;
 }
 
 /** Result of `vqlsp.documentStats`: a classification plus whatever else the server reports. */
@@ -49,7 +49,7 @@ export function isClassification(value: unknown): value is Classification {
     typeof tokens === 'number' &&
     typeof reused_fraction === 'number' &&
     typeof ms === 'number' &&
-    typeof textHash === 'string'
+    (typeof textHash === 'string' || textHash === null)
   );
 }
 

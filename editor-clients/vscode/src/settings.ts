@@ -22,7 +22,7 @@ export interface ServerOptions {
   positionPolicy?: 'stable' | 'exact';
   settleMs?: number;
   memoryBudgetMb?: number;
-  maxDocumentTokens?: number;
+  sectionTokens?: number;
   languages?: string[];
   diagnostics?: {
     threshold?: number;
@@ -56,7 +56,7 @@ export function serverOptions(settings: SettingsReader): ServerOptions {
   copy(settings, 'positionPolicy', options);
   copy(settings, 'settleMs', options);
   copy(settings, 'memoryBudgetMb', options);
-  copy(settings, 'maxDocumentTokens', options);
+  copy(settings, 'sectionTokens', options);
   copy(settings, 'languages', options);
   const diagnostics: NonNullable<ServerOptions['diagnostics']> = {};
   copy(settings, 'diagnostics.threshold', diagnostics, 'threshold');

@@ -1,23 +1,21 @@
 """The vqlsp language server (``vqlsp serve``; DESIGN.md, "The server").
 
-Modules, transport to domain:
+Protocol, scheduling and publishing only: no torch here (the analysis runs in
+``vqlsp.analysis`` on the inference thread). Modules, transport to domain:
 
-    framing.py      stdio/TCP framing in place of pygls's reader: a bad frame is answered and
-                    skipped up to the next header; Content-Length capped ($VQLSP_MAX_MESSAGE_BYTES)
+    framing.py      the base protocol's framing (Content-Length headers), unwedgeable
     protocol.py     pygls protocol tweaks: our own text sync, answers to malformed messages,
                     diagnosticProvider only for clients that pull
-    server.py       VqlspServer (state on the event loop) and one thin handler per method
+    server.py       one thin handler per LSP method, and ``serve``
+    core.py         VqlspServer: state on the event loop; updates, background builds, publishing
     options.py      camelCase settings -> nested dataclasses, problems reported, defaults kept
-    documents.py    DocumentStore: text (LineIndex) + tokens (TokenizedDocument), versions,
-                    revisions, desync; cuts read-only Snapshots
+    documents.py    DocumentStore: one record per document (text, tokens, sections, versions,
+                    what was published, who waits); cuts read-only SectionJobs
     scheduler.py    per-document debounce / coalescing, one update in flight per document
-    worker.py       AnalysisWorker on its own thread: model, per-document analyzers, memory budget
-    analysis.py     the Analyzer interface; DenseAnalyzer; open_analyzer picks the engine
-    engine_adapter.py  Analyzer over vqlsp.engine.session.IncrementalSession
-    memory.py       LRU memory budget over cached states
+    jobs.py         the inference thread's priority queue: the active document first
     diagnostics.py  lsp_* builders: span diagnostics, classification params, document stats
     hover.py        hover markdown
-    client.py       a minimal stdio client (demo, benchmark)
+    client.py       a minimal stdio client (demo, benchmarks)
     demo.py         ``vqlsp demo``
 
 Protocol (besides standard LSP 3.17: incremental sync, utf-8/16/32 position
@@ -27,19 +25,27 @@ hover, ``$/progress``):
 * settings: ``initializationOptions`` and section ``vqlsp`` of
   ``workspace/didChangeConfiguration`` / ``workspace/configuration`` —
   ``model, device, debounceMs, positionPolicy, settleMs, memoryBudgetMb,
-  maxDocumentTokens, languages, diagnostics{threshold, severity, unit}`` (see
+  sectionTokens, languages, diagnostics{threshold, severity, unit}`` (see
   ``options.Options``);
 * notification ``vqlsp/classification`` after every published update:
   ``{uri, version, label, probabilities, tokens, reused_fraction, ms, textHash,
   analysedTokens, truncated, fullPass, changedTokens, modelMs, engine, spans,
-  positionDrift, settled}`` (a ``settled`` update re-indexed drifted position ids
-  after a pause, for the same version: ``positionDrift`` 0 means exact-position results);
+  positionDrift, settled, sections, sectionsAnalysed}`` after every update and
+  while a document is first analysed. ``version`` is the version the label
+  describes: under continuous typing it may be older than the document's (the
+  span diagnostics published with it are mapped onto the current text and carry
+  the current version). ``textHash`` is the sha256 of that version's text when
+  it is the current one and at most 1 Mi characters, else null. A document is
+  analysed in ``sections`` (``sectionsAnalysed`` of them so far); a ``settled``
+  update re-built drifted sections on exact position ids after a pause, for the
+  same version: ``positionDrift`` 0 means exact-position results;
 * notification ``vqlsp/resync`` ``{uri, version, reason}`` when the server can no
   longer trust its copy of a document (a change it could not read or apply):
   results are withheld until the client sends the whole text in a ``didChange``
   (a content change without ``range``) or reopens the document;
 * command ``vqlsp.documentStats`` ``[uri]`` -> the last analysis, the current
   text's ``textHash`` / ``tokens`` / ``version``, ``rows_changed_per_layer``,
-  span labels, state bytes, budget and evictions, ``updatesStarted`` and
-  ``settlesStarted`` (server-wide).
+  span labels, ``sections`` (``[tokenStart, tokenEnd]`` each), state bytes,
+  budget and evictions, ``updatesStarted``, ``settlesStarted`` and
+  ``resultsDropped`` (server-wide).
 """

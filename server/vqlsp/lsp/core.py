@@ -1,13 +1,23 @@
 """The server's state and orchestration: options, documents, scheduling, publishing.
 
 State has one owner. ``VqlspServer`` runs on the event loop: it changes the
-documents (``DocumentStore``) on didOpen/didChange/didClose and schedules
-updates (``Scheduler``); each update cuts a read-only ``Snapshot`` and hands it
-to the inference worker (``AnalysisWorker`` on its own single thread, never
-pygls's pool, which reads stdin). A result is published only if its revision
-is still the document's, stamped with that version: push diagnostics or, for
-clients that pull, answers to ``textDocument/diagnostic``; a
-``vqlsp/classification`` notification after every update.
+documents (``DocumentStore``) on didOpen/didChange/didClose and decides what the
+inference thread (``jobs.JobQueue``) does, one short job at a time:
+
+* an *update* (the scheduler's callback, at most one per document in flight):
+  every section the writer edited gets one job with its edits, and when they
+  are done the results are published, whatever happened meanwhile. Results
+  computed on an older revision are published too, stamped with their own
+  version, with their span diagnostics mapped onto the current text (or
+  withheld where a later change touched them): under continuous typing the
+  client sees a result every update, never silence until the writer pauses;
+* a *build* (a background task per document): sections never analysed (a newly
+  opened document, however long) and, once the writer pauses, sections whose
+  position ids drifted (a settle) get a fresh state, a chunk of tokens per job.
+
+Jobs of the document being typed in run first (``FOREGROUND``); builds and other
+documents' updates wait behind them (``BACKGROUND``), and as background work is
+cut into chunks, a keystroke waits for at most one chunk.
 
 The LSP handlers that drive it are in ``server.py``; the custom protocol parts
 are listed in ``vqlsp.lsp``'s docstring.
@@ -16,11 +26,10 @@ are listed in ``vqlsp.lsp``'s docstring.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
+import hashlib
 import logging
 import os
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -29,25 +38,23 @@ from pygls.lsp.server import LanguageServer
 from pygls.workspace.position_codec import PositionCodec
 
 from vqlsp import __version__
+from vqlsp.analysis.results import SectionResult, UpdateCost
 
-from .diagnostics import (
-    CLASSIFICATION,
-    RESYNC,
-    classification_params,
-    lsp_publish_diagnostics,
-)
-from .documents import Document, DocumentStore
+from .diagnostics import CLASSIFICATION, RESYNC, classification_params, lsp_publish_diagnostics
+from .documents import Document, DocumentStore, Publication
+from .jobs import BACKGROUND, FOREGROUND, JobQueue
 from .options import SECTION, Options, changed_fields, merge_settings, parse_options
 from .protocol import VqlspProtocol
 from .scheduler import Scheduler
-from .worker import AnalysisWorker
 
 log = logging.getLogger(__name__)
 
 STATS_COMMAND = "vqlsp.documentStats"
-LARGE_DOCUMENT_TOKENS = 1024  # a first full pass over more tokens than this reports progress
 RESULT_WAIT_S = 60.0  # how long a pull / hover waits for the current version's results
 HOVER_WAIT_S = 2.0
+BUILD_CHUNK_TOKENS = 32  # tokens per background build job: what a keystroke may wait behind
+BUILD_PUBLISH_S = 0.5  # while building, publish at most this often (and when done)
+HASH_LIMIT_CHARS = 1 << 20  # textHash is sent for texts up to this size (hashing is O(length))
 CHECK_TOKENS = os.environ.get("VQLSP_CHECK_TOKENS") == "1"
 
 
@@ -58,19 +65,19 @@ class VqlspServer(LanguageServer):
         self.options = Options()
         self.init_settings: Any = None
         self.shown_problems: set[str] = set()
-        self.store = DocumentStore(PositionCodec())
+        self.store = DocumentStore(PositionCodec(), self.options.section_tokens)
         self.scheduler = Scheduler(self.run_update, on_quiet=self.settle)
-        self.settling: set[str] = set()  # documents whose next update is a settle (``settle``)
-        self.settles = 0  # settles started, all documents (stats)
-        # Inference: one thread, owned by the worker; never pygls's pool.
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vqlsp-inference")
-        self.worker: AnalysisWorker | None = None
+        self.jobs = JobQueue()  # the inference thread; never pygls's pool
+        self.worker: Any = None  # vqlsp.analysis.worker.AnalysisWorker, once a model is loaded
+        self.builders: dict[str, asyncio.Task] = {}  # uri -> its background build
+        self.active: str | None = None  # the document last typed in: its jobs go first
         self.model_labels: dict[str, Any] = {}
         self.model_state = "not loaded"  # "loading" | "ready" | "failed: ..."
         self.generation = 0  # bumps on every model (re)load; older results are dropped
         self.config_generation = 0  # bumps when diagnostics options change (pull result ids)
         self.pull = False
-        self._waiters: dict[str, list[asyncio.Future]] = {}
+        self.settles = 0  # settles started, all documents (stats)
+        self.dropped = 0  # results computed but not published: their document closed or model changed
         self._load_task: asyncio.Task | None = None
 
     # -- capabilities ------------------------------------------------------------------
@@ -105,6 +112,8 @@ class VqlspServer(LanguageServer):
         changed = changed_fields(old, options)
         self.scheduler.debounce = options.debounce_ms / 1000
         self.scheduler.quiet = options.settle_ms / 1000
+        if "section_tokens" in changed or not act:
+            self.store.recut_all(options.section_tokens)
         if not changed or not act:
             return
         self.log_message(f"options changed: {', '.join(sorted(changed))}")
@@ -112,8 +121,8 @@ class VqlspServer(LanguageServer):
             self.start_loading()
             return
         if "memory_budget_mb" in changed and self.worker is not None:
-            self.executor.submit(self.worker.set_budget, _budget_bytes(options))
-        if changed & {"position_policy", "max_document_tokens", "languages", "diagnostics.unit"}:
+            self.jobs.submit(BACKGROUND, self.worker.set_budget, _budget_bytes(options))
+        if changed & {"position_policy", "section_tokens", "languages", "diagnostics.unit"}:
             self.reanalyse_all()
         elif changed & {"diagnostics.threshold", "diagnostics.severity"}:
             self.config_generation += 1
@@ -148,9 +157,7 @@ class VqlspServer(LanguageServer):
         where = options.model or "the default model"
         async with self.progress(f"vqlsp: loading {where}"):
             try:
-                worker, tokenizer, labels = await asyncio.get_running_loop().run_in_executor(
-                    self.executor, _load, options, self.dense
-                )
+                worker, tokenizer, labels = await self.jobs.run(FOREGROUND, _load, options, self.dense)
             except Exception as exc:  # bad checkpoint, missing weights, no CUDA: tell the user
                 if generation == self.generation:
                     keep = " (still using the previous model)" if self.worker is not None else ""
@@ -163,12 +170,12 @@ class VqlspServer(LanguageServer):
         self.worker, self.model_labels, self.model_state = worker, labels, "ready"
         self.store.set_tokenizer(tokenizer)
         self.log_message(f"model ready ({where}, {labels.get('engine')} engine)")
-        self.reanalyse_all()
+        self.reanalyse_all(drop=False)
 
-    def progress(self, title: str):
+    def progress(self, title: str) -> _Progress:
         return _Progress(self, title)
 
-    # -- updates ---------------------------------------------------------------------------
+    # -- what to analyse ---------------------------------------------------------------
 
     def analysed(self, doc: Document) -> bool:
         return doc.language_id in self.options.languages and not doc.binary and doc.desynced is None
@@ -176,100 +183,238 @@ class VqlspServer(LanguageServer):
     def unit(self) -> str:
         return self.options.diagnostics.unit or self.model_labels.get("span_unit") or "sentence"
 
-    def request_update(self, doc: Document, *, immediate: bool = False) -> None:
-        self.settling.discard(doc.uri)  # a change: the writer is not paused after all
-        if self.analysed(doc):
-            self.scheduler.request(doc.uri, immediate=immediate)
-        else:
+    def request_update(self, doc: Document, *, typed: bool = False) -> None:
+        """``doc`` changed (``typed``: by the writer, so it becomes the active document)."""
+        if typed:
+            self.active = doc.uri
+            doc.settle_wanted = False  # the writer is not paused after all
+        if not self.analysed(doc):
             self.clear(doc)
+        elif self.worker is not None:
+            self.scheduler.request(doc.uri)
 
-    def reanalyse_all(self) -> None:
+    def opened(self, doc: Document) -> None:
+        if not self.analysed(doc):
+            self.clear(doc)
+        elif doc.sections is not None and not doc.sections.sections and self.worker is not None:
+            self.scheduler.request(doc.uri, immediate=True)  # nothing to build: publish the prior
+        else:
+            self.ensure_building(doc)
+
+    def reanalyse_all(self, *, drop: bool = True) -> None:
+        """Every document from scratch (new model, new position policy or span unit)."""
         for doc in self.store.documents.values():
-            doc.batches = None
-            doc.full_pass_done = False
-            self.request_update(doc, immediate=True)
+            if drop and self.worker is not None:
+                self.jobs.submit(BACKGROUND, self.worker.drop, doc.uri)
+            if doc.sections is not None:
+                doc.sections.reset(doc.revision)
+            self.opened(doc)
 
     def republish_all(self) -> None:
         for doc in self.store.documents.values():
-            if doc.last is not None and doc.last.revision == doc.revision:
+            if doc.last is not None:
                 self.publish_diagnostics(doc)
         if self.pull and self.capability("workspace.diagnostics.refresh_support"):
             self.workspace_diagnostic_refresh(None)
 
     def settle(self, uri: str) -> None:
-        """The scheduler's quiet callback: the writer paused, so if the published results were
-        computed on drifted (``stable``) position ids, re-index them and publish exact-position
-        results. One update like any other: a keystroke meanwhile waits for it, then runs."""
+        """The scheduler's quiet callback: the writer paused, so sections whose published
+        results were computed on drifted (``stable``) position ids get a fresh state on exact
+        ids, in the background, a chunk at a time (a keystroke meanwhile goes first)."""
         doc = self.store.documents.get(uri)
-        if doc is None or not self.analysed(doc) or doc.last is None:
+        if doc is None or not self.analysed(doc) or doc.last is None or not doc.last.drift:
             return
-        if doc.last.revision != doc.revision or not doc.last.drift:  # drift is 0 under "exact"
-            return
-        self.settling.add(uri)
+        doc.settle_wanted = True
         self.settles += 1
-        self.scheduler.request(uri, immediate=True)
+        self.ensure_building(doc)
+
+    # -- updates: the sections the writer edited -------------------------------------------
 
     async def run_update(self, uri: str) -> None:
-        """The scheduler's callback: snapshot on the loop, infer on the worker, publish if current."""
-        settle = uri in self.settling
-        self.settling.discard(uri)
+        """The scheduler's callback: one job per edited section, then publish."""
         doc = self.store.documents.get(uri)
         worker, generation = self.worker, self.generation
-        if doc is None or not self.analysed(doc) or worker is None or doc.tokens is None:
+        if doc is None or not self.analysed(doc) or worker is None or doc.sections is None:
             return
-        options = self.options
         if CHECK_TOKENS:
             self.check_tokens(doc)
-        snap = self.store.snapshot(
-            doc, max_tokens=options.max_document_tokens, unit=self.unit(), position_policy=options.position_policy
-        )
-        if settle:
-            snap = dataclasses.replace(snap, settle=True)
-        if doc.n_tokens > options.max_document_tokens and not doc.full_pass_done:
-            self.show_once(
-                f"{short_name(uri)} has {doc.n_tokens} tokens; only the first {options.max_document_tokens} are "
-                "analysed (maxDocumentTokens)", types.MessageType.Info,
-            )
-        large = not doc.full_pass_done and len(snap.ids) > LARGE_DOCUMENT_TOKENS
-        async with self.progress(f"vqlsp: analysing {short_name(uri)} ({len(snap.ids)} tokens)") if large else _null():
+        self.forget_sections(doc)
+        options, unit = self.options, self.unit()
+        edited = [k for k, s in enumerate(doc.sections.sections) if s.urgent]
+        jobs = [self.store.job(doc, k, unit=unit, position_policy=options.position_policy) for k in edited]
+        priority = FOREGROUND if uri == self.active else BACKGROUND
+        results: list[SectionResult] = []
+        retry = False
+        for job in jobs:
             try:
-                analysis = await asyncio.get_running_loop().run_in_executor(self.executor, worker.update, snap)
-            except Exception as exc:  # the update boundary: log, rebuild from the full text next time
+                result = await self.jobs.run(priority, worker.update, job)
+            except Exception as exc:  # the update boundary: log, rebuild the section next time
                 log.exception("update of %s failed", uri)
                 self.log_message(f"update of {short_name(uri)} failed ({exc}); rebuilding it", types.MessageType.Error)
-                self.executor.submit(worker.drop, uri)  # the next change rebuilds it (no retry loop)
-                if (doc := self.store.documents.get(uri)) is not None:
-                    doc.batches = None
+                if (k := doc.sections.find(job.section)) is not None:
+                    doc.sections.put_back(k, doc.revision)
+                    retry = retry or job.batches is not None  # a rebuild that fails is not retried
+                continue
+            if not self.still(doc, generation):
+                self.dropped += 1
                 return
-        for note in analysis.notes:
-            self.log_message(note, types.MessageType.Warning if analysis.resynced else types.MessageType.Info)
-        doc = self.store.documents.get(uri)
-        if doc is None or doc.revision != analysis.revision or generation != self.generation:
-            return  # stale: a newer change (or model) has an update coming
-        self.publish(doc, analysis)
+            self.record(doc, result)
+            results.append(result)
+        if results or (not doc.sections.sections and (doc.last is None or doc.last.revision != doc.revision)):
+            await self.publish(doc, results, priority)  # (an empty document: the head's prior)
+        if retry:
+            self.scheduler.request(uri)  # once more, from the section's tokens (no retry loop: one rebuild)
+        self.ensure_building(doc)
+
+    def record(self, doc: Document, result: SectionResult) -> bool:
+        """Keep a section's result (False: the section is gone, merged or cut again)."""
+        for note in result.notes:
+            self.log_message(note, types.MessageType.Warning if result.resynced else types.MessageType.Info)
+        k = doc.sections.find(result.section) if doc.sections is not None else None
+        if k is None:
+            self.dropped += 1
+            return False
+        doc.sections.sections[k].record(result)
+        return True
+
+    def still(self, doc: Document, generation: int) -> bool:
+        """``doc`` is still open (the same record) under the same model."""
+        return self.store.documents.get(doc.uri) is doc and generation == self.generation
+
+    def forget_sections(self, doc: Document) -> None:
+        if doc.forgotten and self.worker is not None:
+            self.jobs.submit(BACKGROUND, self.worker.forget_sections, doc.uri, doc.forgotten)
+            doc.forgotten = []
 
     def check_tokens(self, doc: Document) -> None:
-        """Debug check (VQLSP_CHECK_TOKENS=1): the incremental tokens equal a fresh tokenization."""
+        """Debug check (VQLSP_CHECK_TOKENS=1): the incremental tokens equal a fresh tokenization,
+        and the sections tile them and the text."""
         fresh = self.store.tokenizer.encode_ids(doc.text.text)
-        if doc.tokens.ids != fresh:
-            self.log_message(f"{short_name(doc.uri)}: incremental tokens differ from a fresh tokenization; "
-                             "rebuilt", types.MessageType.Error)
+        sections = doc.sections
+        tiled = sections.token_starts[-1] == len(fresh) and sections.char_starts[-1] == doc.tokens.n_chars
+        if doc.tokens.ids != fresh or not tiled:
+            self.log_message(f"{short_name(doc.uri)}: incremental tokens differ from a fresh tokenization, or "
+                             "the sections from the tokens; rebuilt", types.MessageType.Error)
             self.store.retokenize(doc)
 
-    def publish(self, doc: Document, analysis) -> None:
-        doc.last = analysis
+    # -- builds: first passes and settles, in the background ----------------------------------
+
+    def ensure_building(self, doc: Document) -> None:
+        task = self.builders.get(doc.uri)
+        if task is not None and not task.done():
+            return
+        if self.worker is None or not self.analysed(doc) or self.next_build(doc) is None:
+            return
+        self.builders[doc.uri] = asyncio.get_running_loop().create_task(self._guarded_build(doc))
+
+    async def _guarded_build(self, doc: Document) -> None:
+        try:
+            await self.build(doc)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the build boundary: log; the next update or open starts again
+            log.exception("building %s failed", doc.uri)
+            self.log_message(f"analysing {short_name(doc.uri)} failed: {exc}", types.MessageType.Error)
+
+    def next_build(self, doc: Document) -> tuple[int, bool] | None:
+        """``(section index, settle)`` of the next section to build: first those never analysed,
+        in document order; then, if the writer paused, those whose position ids drifted."""
+        if doc.sections is None:
+            return None
+        sections = doc.sections.sections
+        for k, s in enumerate(sections):
+            if s.result is None and not s.urgent:
+                return k, False
+        if doc.settle_wanted:
+            for k, s in enumerate(sections):
+                if s.result is not None and s.result.drift and not s.urgent and s.valid_until is None:
+                    return k, True
+            doc.settle_wanted = False
+        return None
+
+    async def build(self, doc: Document) -> None:
+        worker, generation = self.worker, self.generation
+        total = sum(1 for s in doc.sections.sections if s.result is None) if doc.sections else 0
+        progress = self.progress(f"vqlsp: analysing {short_name(doc.uri)} ({doc.n_tokens} tokens)")
+        if total > 1:
+            await progress.begin()
+        built: list[SectionResult] = []
+        last_publish = asyncio.get_running_loop().time()
+        try:
+            while self.still(doc, generation) and self.analysed(doc) and (nxt := self.next_build(doc)) is not None:
+                k, settle = nxt
+                section = doc.sections.sections[k]
+                job = self.store.job(doc, k, unit=self.unit(), position_policy=self.options.position_policy, take=False)
+                edits = section.edits
+                while True:
+                    step = await self.jobs.run(BACKGROUND, worker.build_step, job, BUILD_CHUNK_TOKENS, settle=settle)
+                    if not self.still(doc, generation):
+                        return
+                    moved = doc.sections.find(job.section)
+                    if step.abandoned or moved is None or doc.sections.sections[moved].edits != edits:
+                        if step.result is not None:
+                            self.dropped += 1
+                        break  # the writer changed it meanwhile: the update of that change has it
+                    if step.result is None:
+                        continue
+                    doc.sections.take(moved)  # its state now matches its tokens: nothing pending
+                    self.record(doc, step.result)
+                    built.append(step.result)
+                    break
+                if total > 1:
+                    done = sum(1 for s in doc.sections.sections if s.result is not None)
+                    progress.report(f"{done}/{len(doc.sections)} sections", 100 * done // max(len(doc.sections), 1))
+                now = asyncio.get_running_loop().time()
+                if built and now - last_publish >= BUILD_PUBLISH_S:
+                    await self.publish(doc, built, BACKGROUND)
+                    built, last_publish = [], now
+            if built and self.still(doc, generation):
+                await self.publish(doc, built, BACKGROUND)
+        finally:
+            await progress.end()
+
+    # -- publishing ------------------------------------------------------------------------------
+
+    async def publish(self, doc: Document, results: list[SectionResult], priority: int) -> None:
+        """The document's classification (pooled over every analysed section, stamped with the
+        newest version all of them hold for) and its span diagnostics on the current text."""
+        sections = doc.sections
+        worker, generation = self.worker, self.generation
+        ids = [s.id for s in sections.sections if s.result is not None]
+        try:
+            label = await self.jobs.run(priority, worker.document, doc.uri, ids)
+        except Exception:  # the publication boundary: the next update publishes again
+            log.exception("document head of %s failed", doc.uri)
+            return
+        if not self.still(doc, generation):
+            self.dropped += 1
+            return
+        revision = sections.published_revision(doc.revision)
+        analysed = [s for s in sections.sections if s.result is not None]
+        text_hash = None
+        if revision == doc.revision and doc.tokens is not None and doc.tokens.n_chars <= HASH_LIMIT_CHARS:
+            text_hash = hashlib.sha256(doc.text.text.encode("utf-8", "surrogatepass")).hexdigest()
+        doc.last = Publication(
+            version=doc.version_at(revision), revision=revision, label=label,
+            cost=_round_cost(results, doc.n_tokens, worker.model.cfg.depth),
+            changed_tokens=sum(r.changed_tokens for r in results), ms=sum(r.ms for r in results), engine=worker.engine,
+            drift=max((s.result.drift for s in analysed), default=0),  # type: ignore[union-attr]
+            settled=any(r.settled for r in results), sections=len(sections), sections_analysed=len(analysed),
+            analysed_tokens=sum(s.tokens for s in analysed), tokens=doc.n_tokens, text_hash=text_hash,
+        )
         doc.published += 1
-        doc.full_pass_done = True
+        doc.forget_versions_before(revision)
         self.publish_diagnostics(doc)
-        if analysis.settled and self.pull and self.capability("workspace.diagnostics.refresh_support"):
+        if doc.last.settled and self.pull and self.capability("workspace.diagnostics.refresh_support"):
             self.workspace_diagnostic_refresh(None)  # same version, new results: pull again
-        self.protocol.notify(CLASSIFICATION, classification_params(analysis))
-        self.wake(doc.uri)
+        self.protocol.notify(CLASSIFICATION, classification_params(doc.uri, doc.last, len(doc.current_spans())))
+        self.wake(doc)
 
     def publish_diagnostics(self, doc: Document) -> None:
         if not self.pull and doc.last is not None:
-            codec = self.store.codec
-            self.text_document_publish_diagnostics(lsp_publish_diagnostics(doc.last, codec, self.options.diagnostics))
+            self.text_document_publish_diagnostics(
+                lsp_publish_diagnostics(doc, self.store.codec, self.options.diagnostics, self.unit())
+            )
 
     def clear(self, doc: Document, *, closed: bool = False) -> None:
         """No results for ``doc`` (closed, not analysed, desynced): clear what the client shows."""
@@ -279,26 +424,39 @@ class VqlspServer(LanguageServer):
             self.text_document_publish_diagnostics(
                 types.PublishDiagnosticsParams(uri=doc.uri, diagnostics=[], version=None if closed else doc.version)
             )
-        self.wake(doc.uri)
+        self.wake(doc)
+
+    def closed(self, doc: Document) -> None:
+        self.scheduler.forget(doc.uri)
+        if (task := self.builders.pop(doc.uri, None)) is not None:
+            task.cancel()
+        if self.worker is not None:
+            self.jobs.submit(BACKGROUND, self.worker.drop, doc.uri)
+        if self.active == doc.uri:
+            self.active = None
+        self.clear(doc, closed=True)
 
     # -- waiting for results (pull diagnostics, hover) -------------------------------------
 
-    def wake(self, uri: str) -> None:
-        for future in self._waiters.pop(uri, []):
+    @staticmethod
+    def wake(doc: Document) -> None:
+        for future in doc.waiters:
             if not future.done():
                 future.set_result(None)
+        doc.waiters.clear()
 
     def wake_all(self) -> None:
-        for uri in list(self._waiters):
-            self.wake(uri)
+        for doc in self.store.documents.values():
+            self.wake(doc)
 
-    async def current_analysis(self, uri: str, timeout: float):
-        """The analysis of ``uri``'s current revision, waiting up to ``timeout``; None if there is none."""
+    async def current_analysis(self, uri: str, timeout: float) -> Publication | None:
+        """The complete publication of ``uri``'s current revision, waiting up to ``timeout``;
+        None if there is none."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
             doc = self.store.get(uri)
-            if doc.last is not None and doc.last.revision == doc.revision:
+            if doc.last is not None and doc.last.revision == doc.revision and doc.last.complete:
                 return doc.last
             if not self.analysed(doc) or self.model_state.startswith("failed"):
                 return None
@@ -306,7 +464,7 @@ class VqlspServer(LanguageServer):
             if remaining <= 0:
                 return None
             future = loop.create_future()
-            self._waiters.setdefault(uri, []).append(future)
+            doc.waiters.append(future)
             try:
                 await asyncio.wait_for(future, remaining)
             except asyncio.TimeoutError:
@@ -333,36 +491,50 @@ class VqlspServer(LanguageServer):
                 self.desynced(doc)
 
 
+def _round_cost(results: list[SectionResult], tokens: int, depth: int) -> UpdateCost:
+    """The work of some section updates, over the whole document: rows the untouched
+    sections did not recompute count as reused."""
+    rows = [sum(r.cost.rows_changed_per_layer[i] for r in results if i < len(r.cost.rows_changed_per_layer))
+            for i in range(depth)]
+    full = bool(results) and all(r.cost.full_pass for r in results) and sum(r.tokens for r in results) >= tokens
+    return UpdateCost(full, tokens, tuple(rows), sum(r.cost.ms for r in results))
+
+
 class _Progress:
-    """``$/progress`` begin/end around a block, when the client supports it."""
+    """``$/progress`` begin/report/end, when the client supports it (``async with`` or by hand)."""
 
     def __init__(self, server: VqlspServer, title: str):
         self.server, self.title, self.token = server, title, None
 
-    async def __aenter__(self):
+    async def begin(self) -> None:
         if not self.server.capability("window.work_done_progress"):
-            return self
+            return
         token = f"vqlsp-{uuid.uuid4()}"
         try:
             await asyncio.wait_for(self.server.work_done_progress.create_async(token), 5.0)
         except Exception:  # a client that refuses progress still gets the work done
-            return self
+            return
         self.token = token
-        self.server.work_done_progress.begin(token, types.WorkDoneProgressBegin(title=self.title))
-        return self
+        self.server.work_done_progress.begin(token, types.WorkDoneProgressBegin(title=self.title, percentage=0))
 
-    async def __aexit__(self, *exc):
+    def report(self, message: str, percentage: int) -> None:
+        if self.token is not None:
+            self.server.work_done_progress.report(
+                self.token, types.WorkDoneProgressReport(message=message, percentage=percentage)
+            )
+
+    async def end(self) -> None:
         if self.token is not None:
             self.server.work_done_progress.end(self.token, types.WorkDoneProgressEnd())
             self.server.work_done_progress.tokens.pop(self.token, None)
-        return False
+            self.token = None
 
-
-class _null:
-    async def __aenter__(self):
+    async def __aenter__(self) -> _Progress:
+        await self.begin()
         return self
 
-    async def __aexit__(self, *exc):
+    async def __aexit__(self, *exc) -> bool:
+        await self.end()
         return False
 
 
@@ -381,11 +553,10 @@ def short_name(uri: str) -> str:
 
 
 def _load(options: Options, dense: bool):
-    """Worker thread: the model, its tokenizer, a fresh worker (replacing all cached state)."""
+    """Inference thread: the model, its tokenizer, a fresh worker (replacing all cached state)."""
+    from vqlsp.analysis.worker import AnalysisWorker
     from vqlsp.model.registry import load_model, load_tokenizer
     from vqlsp.text.tokenizer import TextTokenizer
-
-    from .analysis import engine_available
 
     model = load_model(options.model, options.device)
     tokenizer = TextTokenizer(load_tokenizer(options.model))
@@ -394,7 +565,7 @@ def _load(options: Options, dense: bool):
         "document": list(model.document_head.labels) if model.document_head else [],
         "span": list(model.span_head.labels) if model.span_head else [],
         "span_unit": model.span_head.unit if model.span_head else None,
-        "engine": "incremental" if engine_available() and not dense else "dense",
+        "engine": worker.engine,
         "device": str(model.device),
     }
     return worker, tokenizer, labels

@@ -1,8 +1,11 @@
-"""Protocol objects built from an ``Analysis``: span diagnostics, the classification notification.
+"""Protocol objects built from a document's results: span diagnostics, the classification
+notification, document stats.
 
-Ranges are computed on the analysis's own text (a ``LineIndex`` of it) in the
-client's position encoding; the server publishes only analyses whose revision
-is still current, so that text is the client's text.
+Span diagnostics are built from the document's *current* spans
+(``Document.current_spans``: results mapped onto the current text, those a later
+change touched left out), with ranges from the current text in the client's
+position encoding, so they are stamped with the current version and never
+point at the wrong text, even while the classification describes an older one.
 """
 
 from __future__ import annotations
@@ -12,10 +15,10 @@ from typing import Any
 from lsprotocol import types
 from pygls.workspace.position_codec import PositionCodec
 
-from vqlsp.text.positions import LineIndex
+from vqlsp.analysis.results import SpanResult
 
+from .documents import Document, Publication
 from .options import DiagnosticOptions
-from .worker import Analysis, SpanResult, text_hash
 
 SOURCE = "vqlsp"
 CLASSIFICATION = "vqlsp/classification"
@@ -28,17 +31,10 @@ SEVERITY = {
 }
 
 
-def flagged_spans(analysis: Analysis, options: DiagnosticOptions) -> list[SpanResult]:
-    """Spans whose label's probability reaches the threshold."""
-    return [s for s in analysis.spans if s.probabilities[s.label] >= options.threshold]
-
-
-def lsp_diagnostic(
-    span: SpanResult, unit: str, lines: LineIndex, codec: PositionCodec, options: DiagnosticOptions
-) -> types.Diagnostic:
+def lsp_diagnostic(span: SpanResult, unit: str, doc: Document, codec: PositionCodec, options: DiagnosticOptions) -> types.Diagnostic:
     p = span.probabilities[span.label]
     return types.Diagnostic(
-        range=lines.range_of(span.start, span.end, codec),
+        range=doc.text.range_of(span.start, span.end, codec),
         message=f"{unit} reads as {span.label} ({p:.0%})",
         severity=SEVERITY[options.severity],
         source=SOURCE,
@@ -47,70 +43,74 @@ def lsp_diagnostic(
     )
 
 
-def lsp_diagnostics(analysis: Analysis, codec: PositionCodec, options: DiagnosticOptions) -> list[types.Diagnostic]:
-    spans = flagged_spans(analysis, options)
-    if not spans:
-        return []
-    lines = LineIndex(analysis.text)
-    return [lsp_diagnostic(s, analysis.unit, lines, codec, options) for s in spans]
+def lsp_diagnostics(doc: Document, codec: PositionCodec, options: DiagnosticOptions, unit: str) -> list[types.Diagnostic]:
+    """Spans whose label's probability reaches the threshold, on the current text."""
+    return [lsp_diagnostic(s, unit, doc, codec, options) for s in doc.current_spans(options.threshold)]
 
 
 def lsp_publish_diagnostics(
-    analysis: Analysis, codec: PositionCodec, options: DiagnosticOptions
+    doc: Document, codec: PositionCodec, options: DiagnosticOptions, unit: str
 ) -> types.PublishDiagnosticsParams:
     return types.PublishDiagnosticsParams(
-        uri=analysis.uri, version=analysis.version, diagnostics=lsp_diagnostics(analysis, codec, options)
+        uri=doc.uri, version=doc.version, diagnostics=lsp_diagnostics(doc, codec, options, unit)
     )
 
 
-def lsp_full_report(analysis: Analysis | None, codec: PositionCodec, options: DiagnosticOptions, result_id: str):
-    items = [] if analysis is None else lsp_diagnostics(analysis, codec, options)
+def lsp_full_report(
+    doc: Document | None, codec: PositionCodec, options: DiagnosticOptions, unit: str, result_id: str
+) -> types.RelatedFullDocumentDiagnosticReport:
+    items = [] if doc is None else lsp_diagnostics(doc, codec, options, unit)
     return types.RelatedFullDocumentDiagnosticReport(items=items, result_id=result_id)
 
 
-def classification_params(analysis: Analysis) -> dict[str, Any]:
+def classification_params(uri: str, pub: Publication, spans: int) -> dict[str, Any]:
     """``vqlsp/classification`` params (the contract's keys, plus ``textHash`` and a few extras)."""
-    doc = analysis.document
+    label = pub.label
     return {
-        "uri": analysis.uri,
-        "version": analysis.version,
-        "label": doc.label if doc else None,
-        "probabilities": doc.probabilities if doc else {},
-        "tokens": analysis.tokens,
-        "reused_fraction": round(analysis.cost.reused_fraction, 6),
-        "ms": round(analysis.ms, 3),
-        "textHash": analysis.text_hash,
-        "analysedTokens": analysis.analysed_tokens,
-        "truncated": analysis.analysed_tokens < analysis.tokens,
-        "fullPass": analysis.cost.full_pass,
-        "changedTokens": analysis.changed_tokens,
-        "modelMs": round(analysis.cost.ms, 3),
-        "engine": analysis.engine,
-        "spans": len(analysis.spans),
-        "positionDrift": analysis.drift,
-        "settled": analysis.settled,
+        "uri": uri,
+        "version": pub.version,
+        "label": label.label if label else None,
+        "probabilities": label.probabilities if label else {},
+        "tokens": pub.tokens,
+        "reused_fraction": round(pub.cost.reused_fraction, 6),
+        "ms": round(pub.ms, 3),
+        "textHash": pub.text_hash,
+        "analysedTokens": pub.analysed_tokens,
+        "truncated": False,  # every part of a document is analysed (kept for older clients)
+        "fullPass": pub.cost.full_pass,
+        "changedTokens": pub.changed_tokens,
+        "modelMs": round(pub.cost.ms, 3),
+        "engine": pub.engine,
+        "spans": spans,
+        "positionDrift": pub.drift,
+        "settled": pub.settled,
+        "sections": pub.sections,
+        "sectionsAnalysed": pub.sections_analysed,
     }
 
 
-def document_stats(analysis: Analysis | None, doc, worker_stats: dict[str, Any]) -> dict[str, Any]:
-    """``vqlsp.documentStats`` result: the last published analysis and the state's memory."""
+def document_stats(doc: Document, worker_stats: dict[str, Any], text_hash: str) -> dict[str, Any]:
+    """``vqlsp.documentStats`` result: the last publication, the sections and the state's memory."""
+    pub = doc.last
     out: dict[str, Any] = {
         "uri": doc.uri,
         "version": doc.version,
         "languageId": doc.language_id,
         "desynced": doc.desynced,
-        "current": analysis is not None and analysis.revision == doc.revision,
+        "current": pub is not None and pub.revision == doc.revision and pub.complete,
     }
-    if analysis is not None:
-        out.update(classification_params(analysis))
-        out["analysedVersion"] = analysis.version
-        out["analysedTextHash"] = analysis.text_hash
-        out["rows_changed_per_layer"] = list(analysis.cost.rows_changed_per_layer)
-        out["span_labels"] = [
-            {"start": s.start, "end": s.end, "label": s.label, "probability": s.probabilities[s.label]}
-            for s in analysis.spans
-        ]
+    if pub is not None:
+        out.update(classification_params(doc.uri, pub, 0))
+        out["analysedVersion"] = pub.version
+        out["analysedTextHash"] = pub.text_hash
+        out["rows_changed_per_layer"] = list(pub.cost.rows_changed_per_layer)
+    spans = doc.current_spans()
+    out["spans"] = len(spans)
+    out["span_labels"] = [
+        {"start": s.start, "end": s.end, "label": s.label, "probability": s.probabilities[s.label]} for s in spans
+    ]
+    out["sections"] = [list(b) for b in doc.sections.bounds()] if doc.sections is not None else []
     # The server's current text, whatever was last analysed: what drift checks compare.
-    out.update(version=doc.version, tokens=doc.n_tokens, textHash=text_hash(doc.text.text))
+    out.update(version=doc.version, tokens=doc.n_tokens, textHash=text_hash)
     out.update(worker_stats)
     return out

@@ -1,10 +1,16 @@
-"""Open documents: text, versions and tokens, changed only on the event loop (one owner).
+"""Open documents: text, versions, tokens and sections, changed only on the event loop (one owner).
 
 ``DocumentStore`` applies ``didOpen`` / ``didChange`` / ``didClose`` to its
-documents and cuts read-only ``Snapshot``s for the inference worker. Every
-change bumps a document's ``revision`` (the server's own counter: a result is
-published only if its revision is still the document's), while ``version`` is
-whatever the client last sent (stamped on what is published).
+documents and cuts read-only ``SectionJob``s for the inference worker. One
+``Document`` record per URI holds everything the server knows of it: text and
+tokens, the sections (``analysis.sections.SectionMap``: what changed in each
+since its last job, and each one's last result), what was last published, and
+who waits for results. Every change bumps a document's ``revision`` (the
+server's own counter), while ``version`` is whatever the client last sent.
+
+Nothing here walks the whole text or token list per keystroke: a change costs
+the text layer's splice, the line index's update and the section map's
+bookkeeping (O(number of sections), a list of ints); a job copies one section.
 
 A change the server cannot apply faithfully (reversed range, a change lost to a
 malformed message) makes the document *desynced*: its text may no longer be the
@@ -16,18 +22,19 @@ end) and reported.
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from lsprotocol import types
 from pygls.workspace.position_codec import PositionCodec
 
-from vqlsp.engine.edits import TokenEdit
-from vqlsp.text.document import InvalidChange, TokenizedDocument
+from vqlsp.analysis.results import HeadOutput, SpanResult, UpdateCost
+from vqlsp.analysis.sections import DEFAULT_TARGET, SectionJob, SectionMap, cut_points
+from vqlsp.text.document import InvalidChange, TokenizedDocument, changed_range
 from vqlsp.text.positions import InvalidRange, LineIndex
 from vqlsp.text.tokenizer import TextTokenizer
-
-from .worker import Snapshot
 
 
 class UnknownDocument(KeyError):
@@ -35,6 +42,30 @@ class UnknownDocument(KeyError):
 
     def __str__(self) -> str:
         return f"document {self.args[0]} is not open"
+
+
+@dataclass(frozen=True)
+class Publication:
+    """What the server last told the client about a document (classification and spans)."""
+
+    version: int  # the version the classification describes (may be older than the document's)
+    revision: int
+    label: HeadOutput | None
+    cost: UpdateCost  # the work of the update(s) it follows, over the whole document
+    changed_tokens: int
+    ms: float  # worker time of those updates
+    engine: str
+    drift: int  # max position drift over the sections (0: exact-position results)
+    settled: bool
+    sections: int
+    sections_analysed: int
+    analysed_tokens: int
+    tokens: int
+    text_hash: str | None  # sha256 of the text it describes, when that text is at hand and not huge
+
+    @property
+    def complete(self) -> bool:
+        return self.sections_analysed == self.sections
 
 
 @dataclass
@@ -45,20 +76,50 @@ class Document:
     text: LineIndex  # the text and its lines (positions <-> offsets)
     tokens: TokenizedDocument | None  # None until a tokenizer is loaded
     revision: int = 0
-    # Token edit batches since the last snapshot; None = unknown (next update diffs or rebuilds).
-    batches: list[tuple[TokenEdit, ...]] | None = field(default_factory=list)
+    sections: SectionMap | None = None  # None until tokenized
+    versions: dict[int, int] = field(default_factory=dict)  # revision -> the client's version
+    forgotten: list[int] = field(default_factory=list)  # section ids gone since the worker last heard
     desynced: str | None = None  # why the text may differ from the client's
     binary: bool = False  # holds NUL characters: not prose, not analysed
-    last: object | None = None  # the last published Analysis (its revision may be older)
-    published: int = 0  # analyses published so far (one revision can get several: a settle, a reload)
-    full_pass_done: bool = False
+    last: Publication | None = None
+    published: int = 0  # publications so far (one revision can get several: a settle, a reload)
+    settle_wanted: bool = False  # the writer paused: re-index drifted sections (``core.settle``)
+    waiters: list[asyncio.Future] = field(default_factory=list)  # pulls / hovers awaiting results
 
     def __post_init__(self) -> None:
         self.binary = "\x00" in self.text.text
+        self.versions[self.revision] = self.version
 
     @property
     def n_tokens(self) -> int:
         return len(self.tokens) if self.tokens is not None else 0
+
+    def version_at(self, revision: int) -> int:
+        return self.versions.get(revision, self.version)
+
+    def forget_versions_before(self, revision: int) -> None:
+        """Versions of revisions no publication can describe any more."""
+        for old in [r for r in self.versions if r < revision]:
+            del self.versions[old]
+
+    def current_spans(self, threshold: float = 0.0) -> list[SpanResult]:
+        """Every section's span labels at or above ``threshold``, in the current text's
+        code-point offsets: results computed before a later change are mapped through it,
+        and dropped where it touched them (never a range on the wrong text)."""
+        out: list[SpanResult] = []
+        if self.sections is None:
+            return out
+        for section, start in zip(self.sections.sections, self.sections.char_starts):
+            if section.result is None:
+                continue
+            mapped = bool(section.changes)
+            for span in section.result.spans:
+                if span.probabilities[span.label] < threshold:
+                    continue
+                moved = section.map_span(span) if mapped else span
+                if moved is not None:
+                    out.append(moved.shifted(start))
+        return out
 
 
 @dataclass(frozen=True)
@@ -72,10 +133,12 @@ class ChangeReport:
 
 
 class DocumentStore:
-    def __init__(self, codec: PositionCodec):
+    def __init__(self, codec: PositionCodec, section_tokens: int = DEFAULT_TARGET):
         self.codec = codec
+        self.section_tokens = section_tokens
         self.tokenizer: TextTokenizer | None = None
         self.documents: dict[str, Document] = {}
+        self._section_ids = itertools.count(1)  # unique over all documents, so ids never meet on the worker
 
     def __contains__(self, uri: str) -> bool:
         return uri in self.documents
@@ -90,11 +153,12 @@ class DocumentStore:
 
     def open(self, uri: str, language_id: str, version: int, text: str) -> Document:
         """Open (or reopen: the client's text replaces whatever the server had)."""
-        doc = Document(uri, language_id, version, LineIndex(text), self._tokenize(text))
         old = self.documents.get(uri)
-        if old is not None:
-            doc.revision = old.revision + 1
-        doc.batches = None
+        revision = old.revision + 1 if old is not None else 0
+        doc = Document(uri, language_id, version, LineIndex(text), None, revision=revision)
+        if old is not None and old.sections is not None:
+            doc.forgotten = [s.id for s in old.sections.sections] + old.forgotten
+        self._tokenize(doc)
         self.documents[uri] = doc
         return doc
 
@@ -104,20 +168,37 @@ class DocumentStore:
         return doc
 
     def set_tokenizer(self, tokenizer: TextTokenizer | None) -> None:
-        """A new tokenizer (model loaded or changed): re-tokenize every document."""
+        """A new tokenizer (model loaded or changed): re-tokenize and re-cut every document."""
         self.tokenizer = tokenizer
         for doc in self.documents.values():
-            doc.tokens = self._tokenize(doc.text.text)
-            doc.batches = None
             doc.revision += 1
+            doc.versions[doc.revision] = doc.version
+            self._tokenize(doc)
 
     def retokenize(self, doc: Document) -> None:
-        """Rebuild ``doc``'s tokens from its text (a resync of the token state)."""
-        doc.tokens = self._tokenize(doc.text.text)
-        doc.batches = None
+        """Rebuild ``doc``'s tokens and sections from its text (a resync of the token state)."""
+        self._tokenize(doc)
 
-    def _tokenize(self, text: str) -> TokenizedDocument | None:
-        return None if self.tokenizer is None else TokenizedDocument(text, self.tokenizer)
+    def recut_all(self, section_tokens: int) -> None:
+        """A new section size: every document is cut again (and analysed from scratch)."""
+        self.section_tokens = section_tokens
+        for doc in self.documents.values():
+            if doc.tokens is not None:
+                self._cut(doc)
+
+    def _tokenize(self, doc: Document) -> None:
+        doc.tokens = None if self.tokenizer is None else TokenizedDocument(doc.text.text, self.tokenizer)
+        self._cut(doc)
+
+    def _cut(self, doc: Document) -> None:
+        if doc.sections is not None:
+            doc.forgotten.extend(s.id for s in doc.sections.sections)
+        if doc.tokens is None:
+            doc.sections = None
+            return
+        spans = doc.tokens.spans
+        lengths = cut_points(doc.text.text, [s for s, _ in spans], [e for _, e in spans], self.section_tokens)
+        doc.sections = SectionMap(lengths, doc.revision, self.section_tokens, ids=self._section_ids)
 
     # -- changes ---------------------------------------------------------------------
 
@@ -133,11 +214,17 @@ class DocumentStore:
             warnings.append(f"version {version} is not newer than {doc.version}; applied in arrival order")
         doc.version = version
         doc.revision += 1
+        doc.versions[doc.revision] = version
         was_desynced = doc.desynced is not None
         for change in changes:
             if isinstance(change, types.TextDocumentContentChangeWholeDocument):
-                self._replace_all(doc, change.text)
-                doc.desynced = None
+                if doc.desynced is not None:
+                    doc.text = LineIndex(change.text)
+                    doc.desynced = None
+                    self._tokenize(doc)
+                    doc.binary = "\x00" in change.text
+                else:
+                    self._apply(doc, *changed_range(doc.text.text, change.text))
                 continue
             if doc.desynced is not None:
                 continue  # the text is unknown until a full-text change arrives
@@ -156,7 +243,6 @@ class DocumentStore:
 
     def desync(self, doc: Document, reason: str) -> None:
         doc.desynced = reason
-        doc.batches = None
 
     def _offsets(self, doc: Document, rng: types.Range, warnings: list[str]) -> tuple[int, int]:
         issues = []
@@ -173,44 +259,48 @@ class DocumentStore:
         return doc.text.offsets_of(rng, self.codec)
 
     def _apply(self, doc: Document, start: int, end: int, new_text: str) -> None:
+        if start == end and not new_text:
+            return
         if doc.tokens is not None:
             try:
                 edits = doc.tokens.apply_change(start, end, new_text)
             except InvalidChange as exc:  # offsets come from doc.text, so this means the two drifted
                 self.desync(doc, f"token state out of step: {exc}")
                 return
-            if doc.batches is not None:
-                doc.batches.append(tuple(edits))
+            assert doc.sections is not None
+            doc.forgotten.extend(doc.sections.apply(doc.revision, start, end, len(new_text), edits))
+            for k in reversed(doc.sections.oversized()):
+                self._recut(doc, k)
         doc.text.apply_change(start, end, new_text)
         if "\x00" in new_text:
             doc.binary = True
         elif doc.binary:
             doc.binary = "\x00" in doc.text.text
 
-    def _replace_all(self, doc: Document, text: str) -> None:
-        if doc.tokens is not None and doc.desynced is None:
-            edits = doc.tokens.replace_all(text)
-            if doc.batches is not None:
-                doc.batches.append(tuple(edits))
-        else:
-            doc.tokens = self._tokenize(text)
-            doc.batches = None
-        doc.text = LineIndex(text)
-        doc.binary = "\x00" in text
+    def _recut(self, doc: Document, k: int) -> None:
+        sections, tokens = doc.sections, doc.tokens
+        assert sections is not None and tokens is not None
+        t0, t1 = sections.token_starts[k], sections.token_starts[k + 1]
+        c0, c1 = sections.char_starts[k], sections.char_starts[k + 1]
+        spans = tokens.spans_slice(t0, t1)
+        lengths = cut_points(tokens.text_between(c0, c1), [s - c0 for s, _ in spans], [e - c0 for _, e in spans],
+                             sections.target)
+        doc.forgotten.extend(sections.recut(k, lengths, doc.revision))
 
-    # -- snapshots -------------------------------------------------------------------
+    # -- jobs ------------------------------------------------------------------------
 
-    def snapshot(self, doc: Document, *, max_tokens: int, unit: str, position_policy: str) -> Snapshot:
-        """A read-only copy of what the worker needs; resets the pending edit batches."""
-        assert doc.tokens is not None, "no tokenizer yet"
-        n = len(doc.tokens)
-        limit = min(n, max_tokens)
-        ids = tuple(doc.tokens.ids_slice(0, limit)) if limit < n else tuple(doc.tokens.ids)
-        spans = doc.tokens.spans[:limit]
-        batches = None if doc.batches is None else tuple(doc.batches)
-        doc.batches = []
-        return Snapshot(
-            uri=doc.uri, version=doc.version, revision=doc.revision, text=doc.text.text, ids=ids,
-            starts=tuple(s for s, _ in spans), ends=tuple(e for _, e in spans), total_tokens=n,
-            batches=batches, unit=unit, position_policy=position_policy,
+    def job(self, doc: Document, k: int, *, unit: str, position_policy: str, take: bool = True) -> SectionJob:
+        """A read-only copy of section ``k`` for the worker (O(section)). ``take``: its
+        pending edits go with it (an update); otherwise it is a build from its tokens."""
+        sections, tokens = doc.sections, doc.tokens
+        assert sections is not None and tokens is not None, "no tokenizer yet"
+        t0, t1 = sections.token_starts[k], sections.token_starts[k + 1]
+        c0, c1 = sections.char_starts[k], sections.char_starts[k + 1]
+        spans = tokens.spans_slice(t0, t1)
+        batches = sections.take(k) if take else None
+        return SectionJob(
+            uri=doc.uri, section=sections.sections[k].id, revision=doc.revision, ids=tuple(tokens.ids_slice(t0, t1)),
+            batches=None if batches is None else tuple(batches), text=tokens.text_between(c0, c1),
+            starts=tuple(s - c0 for s, _ in spans), ends=tuple(e - c0 for _, e in spans), unit=unit,
+            position_policy=position_policy,
         )

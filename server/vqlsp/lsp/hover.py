@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections.abc import Sequence
 
 from lsprotocol import types
 
-from .worker import Analysis, SpanResult
+from vqlsp.analysis.results import SpanResult
+
+from .documents import Publication
 
 
-def span_at(analysis: Analysis, offset: int) -> SpanResult | None:
+def span_at(spans: Sequence[SpanResult], offset: int) -> SpanResult | None:
     """The span holding code-point ``offset`` (its end counts: the cursor sits after the last char)."""
-    starts = [s.start for s in analysis.spans]
-    i = bisect_right(starts, offset) - 1
-    if i >= 0 and offset <= analysis.spans[i].end:
-        return analysis.spans[i]
+    i = bisect_right([s.start for s in spans], offset) - 1
+    if i >= 0 and offset <= spans[i].end:
+        return spans[i]
     return None
 
 
@@ -23,34 +25,33 @@ def _bars(probabilities: dict[str, float]) -> list[str]:
     return [f"| {label} | {p:.1%} |" for label, p in rows]
 
 
-def hover_markdown(analysis: Analysis, offset: int | None, stale: bool) -> str:
-    doc = analysis.document
+def hover_markdown(pub: Publication, span: SpanResult | None, unit: str, stale: bool) -> str:
+    label = pub.label
     lines = []
-    if doc is not None:
-        lines += [f"**vqlsp**: document reads as **{doc.label}** ({doc.probabilities[doc.label]:.0%})", ""]
-        lines += ["| label | probability |", "|---|---|", *_bars(doc.probabilities), ""]
+    if label is not None:
+        lines += [f"**vqlsp**: document reads as **{label.label}** ({label.probabilities[label.label]:.0%})", ""]
+        lines += ["| label | probability |", "|---|---|", *_bars(label.probabilities), ""]
     else:
         lines += ["**vqlsp**: this model has no document head", ""]
-    span = None if offset is None else span_at(analysis, offset)
     if span is not None:
         p = span.probabilities[span.label]
-        lines += [f"This {analysis.unit}: **{span.label}** ({p:.0%})", ""]
-    cost = analysis.cost
+        lines += [f"This {unit}: **{span.label}** ({p:.0%})", ""]
+    cost = pub.cost
     if cost.full_pass:
-        work = f"full pass over {analysis.analysed_tokens} tokens"
+        work = f"full pass over {pub.analysed_tokens} tokens"
     else:
         changed = sum(cost.rows_changed_per_layer)
-        total = analysis.analysed_tokens * len(cost.rows_changed_per_layer)
-        work = f"recomputed {changed} of {total} rows, {cost.reused_fraction:.1%} reused ({analysis.engine})"
-    lines.append(f"Last update: {work}, {analysis.ms:.1f} ms.")
-    if analysis.analysed_tokens < analysis.tokens:
-        lines.append(f"Only the first {analysis.analysed_tokens} of {analysis.tokens} tokens are analysed.")
+        total = pub.tokens * len(cost.rows_changed_per_layer)
+        work = f"recomputed {changed} of {total} rows, {cost.reused_fraction:.1%} reused ({pub.engine})"
+    lines.append(f"Last update: {work}, {pub.ms:.1f} ms.")
+    if pub.sections > 1:
+        lines.append(f"Analysed in {pub.sections} sections ({pub.sections_analysed} done).")
     if stale:
         lines.append("_(updating: these results are for an earlier version)_")
     return "\n".join(lines)
 
 
-def lsp_hover(analysis: Analysis, offset: int | None, stale: bool) -> types.Hover:
+def lsp_hover(pub: Publication, span: SpanResult | None, unit: str, stale: bool) -> types.Hover:
     return types.Hover(
-        contents=types.MarkupContent(kind=types.MarkupKind.Markdown, value=hover_markdown(analysis, offset, stale))
+        contents=types.MarkupContent(kind=types.MarkupKind.Markdown, value=hover_markdown(pub, span, unit, stale))
     )

@@ -42,7 +42,10 @@ class Options:
     # over all open documents' cached engine states (LRU eviction); SmolLM2's exact state is
     # ~255 KiB per token, so 2 GiB holds about four 2k-token documents
     memory_budget_mb: float = 2048.0
-    max_document_tokens: int = 4096  # longer documents are analysed up to this many tokens
+    # documents of any length are analysed in sections of about this many tokens, cut at
+    # paragraph breaks, each its own incremental state: a keystroke costs what its section's
+    # update costs, whatever the document's length
+    section_tokens: int = 512
     languages: tuple[str, ...] = DEFAULT_LANGUAGES  # languageIds the server analyses
     diagnostics: DiagnosticOptions = field(default_factory=DiagnosticOptions)
 
@@ -157,7 +160,7 @@ VALIDATORS = {
     "position_policy": _choice(POSITION_POLICIES),
     "settle_ms": _number(0, 3_600_000),
     "memory_budget_mb": _number(0, 1 << 20),
-    "max_document_tokens": _number(1, 1 << 20, int),
+    "section_tokens": _number(16, 1 << 16, int),
     "languages": _languages,
     "threshold": _number(0.0, 1.0),
     "severity": _choice(SEVERITIES),

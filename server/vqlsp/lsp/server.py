@@ -11,7 +11,7 @@ command are listed in ``vqlsp.lsp``'s docstring.
 
 from __future__ import annotations
 
-import asyncio
+import hashlib
 import os
 from typing import Any
 
@@ -19,10 +19,13 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 from pygls.workspace.position_codec import PositionCodec
 
+from vqlsp.text.positions import InvalidRange
+
 from .core import HOVER_WAIT_S, RESULT_WAIT_S, STATS_COMMAND, VqlspServer, short_name
 from .diagnostics import document_stats, lsp_full_report
 from .documents import UnknownDocument
-from .hover import lsp_hover
+from .hover import lsp_hover, span_at
+from .jobs import FOREGROUND
 from .options import settings_payload
 from .protocol import client_pulls_diagnostics
 
@@ -45,8 +48,8 @@ def build_server(*, dense: bool = False) -> VqlspServer:
 
     @server.feature(types.SHUTDOWN)
     def shutdown(ls: VqlspServer, params: None) -> None:
-        for uri in list(ls.store.documents):
-            ls.scheduler.forget(uri)
+        for doc in list(ls.store.documents.values()):
+            ls.closed(doc)
 
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
     async def did_change_configuration(ls: VqlspServer, params: types.DidChangeConfigurationParams) -> None:
@@ -65,7 +68,7 @@ def build_server(*, dense: bool = False) -> VqlspServer:
             ls.log_message(f"{short_name(item.uri)} opened again; its text replaces the server's", types.MessageType.Warning)
         if doc.binary:
             ls.log_message(f"{short_name(item.uri)} holds NUL characters (binary?); not analysed", types.MessageType.Warning)
-        ls.request_update(doc, immediate=True)
+        ls.opened(doc)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls: VqlspServer, params: types.DidChangeTextDocumentParams) -> None:
@@ -82,7 +85,8 @@ def build_server(*, dense: bool = False) -> VqlspServer:
             return
         if report.resynced_now:
             ls.log_message(f"{short_name(uri)}: whole text received; back in sync", types.MessageType.Info)
-        ls.request_update(report.document)
+            ls.opened(report.document)
+        ls.request_update(report.document, typed=True)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: VqlspServer, params: types.DidCloseTextDocumentParams) -> None:
@@ -92,10 +96,7 @@ def build_server(*, dense: bool = False) -> VqlspServer:
         except UnknownDocument as exc:
             ls.log_message(f"ignored a close: {exc}", types.MessageType.Warning)
             return
-        ls.scheduler.forget(uri)
-        if ls.worker is not None:
-            ls.executor.submit(ls.worker.drop, uri)
-        ls.clear(doc, closed=True)
+        ls.closed(doc)
 
     @server.feature(
         types.TEXT_DOCUMENT_DIAGNOSTIC,
@@ -105,12 +106,12 @@ def build_server(*, dense: bool = False) -> VqlspServer:
         uri = params.text_document.uri
         if uri not in ls.store:
             raise JsonRpcInvalidParams(f"document {uri} is not open")
-        analysis = await ls.current_analysis(uri, RESULT_WAIT_S)
+        current = await ls.current_analysis(uri, RESULT_WAIT_S)
         doc = ls.store.get(uri)
-        result_id = f"{doc.revision}.{doc.published}.{ls.config_generation}" if analysis else f"{doc.revision}.none"
+        result_id = f"{doc.revision}.{doc.published}.{ls.config_generation}" if current else f"{doc.revision}.none"
         if params.previous_result_id == result_id:
             return types.RelatedUnchangedDocumentDiagnosticReport(result_id=result_id)
-        return lsp_full_report(analysis, ls.store.codec, ls.options.diagnostics, result_id)
+        return lsp_full_report(doc if current else None, ls.store.codec, ls.options.diagnostics, ls.unit(), result_id)
 
     @server.feature(types.TEXT_DOCUMENT_HOVER)
     async def hover(ls: VqlspServer, params: types.HoverParams):
@@ -120,11 +121,15 @@ def build_server(*, dense: bool = False) -> VqlspServer:
             return None
         current = await ls.current_analysis(uri, HOVER_WAIT_S)
         doc = ls.store.get(uri)
-        analysis = current or doc.last
-        if analysis is None:
+        publication = current or doc.last
+        if publication is None:
             return None
-        offset = doc.text.offset_at(params.position, ls.store.codec) if current is not None else None
-        return lsp_hover(analysis, offset, stale=current is None)
+        try:
+            offset = doc.text.offset_at(params.position, ls.store.codec)
+        except InvalidRange:  # inside a character (between the halves of a surrogate pair)
+            offset = None
+        span = span_at(doc.current_spans(), offset) if offset is not None else None
+        return lsp_hover(publication, span, ls.unit(), stale=current is None)
 
     @server.command(STATS_COMMAND)
     async def document_stats_command(ls: VqlspServer, *args: Any) -> dict:
@@ -135,11 +140,12 @@ def build_server(*, dense: bool = False) -> VqlspServer:
             raise JsonRpcInvalidParams(f"document {uri} is not open")
         stats: dict[str, Any] = {}
         if ls.worker is not None:
-            stats = await asyncio.get_running_loop().run_in_executor(ls.executor, ls.worker.stats, uri)
+            stats = await ls.jobs.run(FOREGROUND, ls.worker.stats, uri)
         doc = ls.store.get(uri)
-        out = document_stats(doc.last, doc, stats)
+        text_hash = hashlib.sha256(doc.text.text.encode("utf-8", "surrogatepass")).hexdigest()  # on request only
+        out = document_stats(doc, stats, text_hash)
         out.update(model=ls.model_labels, modelState=ls.model_state, updatesStarted=ls.scheduler.started,
-                   settlesStarted=ls.settles,
+                   settlesStarted=ls.settles, resultsDropped=ls.dropped,
                    positionEncoding=str(ls.store.codec.encoding), pullDiagnostics=ls.pull)
         return out
 
@@ -179,7 +185,7 @@ def serve(
         else:
             framing.start_io(server, max_message_bytes=limit)
     finally:
-        server.executor.shutdown(wait=False, cancel_futures=True)
+        server.jobs.close()
 
 
 __all__ = ["VqlspServer", "build_server", "serve"]

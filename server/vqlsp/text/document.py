@@ -82,6 +82,10 @@ class TokenizedDocument:
         """One token's ``(start, end)`` in code points."""
         return self._store.span(token)
 
+    def text_between(self, start: int, end: int) -> str:
+        """Characters ``[start, end)`` without building the whole text."""
+        return self._store.text_between(max(start, 0), min(end, self._store.n_chars))
+
     def apply_change(self, start: int, end: int, new_text: str) -> list[TokenEdit]:
         """Replace characters ``[start, end)`` (code points) by ``new_text``.
 
@@ -110,10 +114,15 @@ class TokenizedDocument:
         whole document per keystroke costs one O(length) comparison, not a full
         re-tokenization.
         """
-        old = self.text
-        head = _common_prefix_length(old, text)
-        tail = _common_prefix_length(old[head:][::-1], text[head:][::-1])
-        return self.apply_change(head, len(old) - tail, text[head : len(text) - tail])
+        return self.apply_change(*changed_range(self.text, text))
+
+
+def changed_range(old: str, new: str) -> tuple[int, int, str]:
+    """``(start, end, text)``: replacing ``old[start:end]`` by ``text`` gives ``new``, with the
+    common prefix and suffix left out (the smallest such single replacement)."""
+    head = _common_prefix_length(old, new)
+    tail = _common_prefix_length(old[head:][::-1], new[head:][::-1])
+    return head, len(old) - tail, new[head : len(new) - tail]
 
 
 def _common_prefix_length(a: str, b: str) -> int:

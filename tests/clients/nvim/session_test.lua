@@ -66,7 +66,7 @@ local function settings(overrides)
     model = T.env.VQLSP_MODEL,
     device = 'cpu',
     debounceMs = 0,
-    maxDocumentTokens = 512,
+    sectionTokens = 512,
     diagnostics = { threshold = 0.5, severity = 'warning' },
   }, overrides or {})
 end

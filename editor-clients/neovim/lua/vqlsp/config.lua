@@ -2,7 +2,7 @@
 ---
 --- `settings` is the server's own option object (camelCase, as in the protocol
 --- contract: model, device, debounceMs, positionPolicy, settleMs, memoryBudgetMb,
---- maxDocumentTokens, languages, diagnostics = { threshold, severity, unit }).
+--- sectionTokens, languages, diagnostics = { threshold, severity, unit }).
 --- It is sent as initializationOptions and as the "vqlsp" settings section
 --- (workspace/didChangeConfiguration and workspace/configuration).
 local M = {}

@@ -35,7 +35,7 @@ describe('serverOptions', () => {
         debounceMs: 50,
         positionPolicy: 'exact',
         memoryBudgetMb: 256,
-        maxDocumentTokens: 2048,
+        sectionTokens: 2048,
         languages: ['markdown'],
         'diagnostics.threshold': 0.5,
         'diagnostics.severity': 'hint',
@@ -48,7 +48,7 @@ describe('serverOptions', () => {
       debounceMs: 50,
       positionPolicy: 'exact',
       memoryBudgetMb: 256,
-      maxDocumentTokens: 2048,
+      sectionTokens: 2048,
       languages: ['markdown'],
       diagnostics: { threshold: 0.5, severity: 'hint', unit: 'paragraph' },
     });
@@ -73,14 +73,14 @@ describe('serverOptions', () => {
       positionPolicy: 'stable',
       settleMs: 2000,
       memoryBudgetMb: 2048,
-      maxDocumentTokens: 4096,
+      sectionTokens: 512,
       languages: DEFAULT_LANGUAGES,
       diagnostics: { threshold: 0.8, severity: 'information', unit: null },
     });
   });
 
   it('covers every contributed setting (server option, launch setting or trace)', () => {
-    const serverKeys = new Set(['model', 'device', 'debounceMs', 'positionPolicy', 'settleMs', 'memoryBudgetMb', 'maxDocumentTokens', 'languages', 'diagnostics.threshold', 'diagnostics.severity', 'diagnostics.unit']);
+    const serverKeys = new Set(['model', 'device', 'debounceMs', 'positionPolicy', 'settleMs', 'memoryBudgetMb', 'sectionTokens', 'languages', 'diagnostics.threshold', 'diagnostics.severity', 'diagnostics.unit']);
     for (const key of Object.keys(contributed)) {
       const name = key.replace(/^vqlsp\./, '');
       assert.ok(serverKeys.has(name) || RESTART_SETTINGS.includes(name) || name === 'trace.server', `unmapped setting ${key}`);

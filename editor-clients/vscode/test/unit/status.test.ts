@@ -9,6 +9,7 @@ describe('isClassification', () => {
   it('accepts the contract and rejects malformed params', () => {
     assert.ok(isClassification(classification()));
     assert.ok(isClassification(classification({ version: null })));
+    assert.ok(isClassification(classification({ textHash: null })));  // an older version's label
     assert.ok(!isClassification(null));
     assert.ok(!isClassification({ ...classification(), label: 3 }));
     assert.ok(!isClassification({ ...classification(), probabilities: { a: 'x' } }));

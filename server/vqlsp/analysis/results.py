@@ -1,0 +1,75 @@
+"""What an analysis produces, as plain immutable values (no torch: ``lsp/`` reads them).
+
+A document is analysed in sections (``sections.py``); the inference worker
+answers each section's job with a ``SectionResult`` whose span offsets are
+relative to the section's first character, so a result stays valid while
+other sections change around it. The document's label is a ``HeadOutput``
+pooled over all sections.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class HeadOutput:
+    label: str
+    probabilities: dict[str, float]
+
+
+@dataclass(frozen=True)
+class UpdateCost:
+    """What one update computed, for the classification notification and hover."""
+
+    full_pass: bool
+    tokens: int
+    rows_changed_per_layer: tuple[int, ...] = field(default_factory=tuple)
+    ms: float = 0.0
+
+    @property
+    def reused_fraction(self) -> float:
+        """Share of the (row, layer) computations taken from the cache instead of recomputed."""
+        total = self.tokens * len(self.rows_changed_per_layer)
+        if self.full_pass or total == 0:
+            return 0.0
+        return max(0.0, 1.0 - sum(self.rows_changed_per_layer) / total)
+
+
+@dataclass(frozen=True)
+class SpanResult:
+    start: int  # code-point offsets (relative to the section in a ``SectionResult``)
+    end: int
+    label: str
+    probabilities: dict[str, float]
+
+    def shifted(self, delta: int) -> SpanResult:
+        return SpanResult(self.start + delta, self.end + delta, self.label, self.probabilities)
+
+
+@dataclass(frozen=True)
+class SectionResult:
+    """One section's analysis, for exactly the tokens and text of its job."""
+
+    section: int  # the section's id (``sections.Section.id``)
+    revision: int  # the document revision the job was cut at
+    tokens: int
+    spans: tuple[SpanResult, ...]  # offsets relative to the section's first character
+    cost: UpdateCost
+    changed_tokens: int  # tokens the update's edits replaced or inserted (all of them on a full pass)
+    ms: float  # wall time on the worker (edits, model, heads)
+    engine: str  # "incremental" | "dense"
+    drift: int = 0  # position ids' distance from exact (0: exact-position results)
+    settled: bool = False  # the state was rebuilt on exact position ids (a settle)
+    resynced: bool = False  # the cached state did not match the tokens and was rebuilt
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class BuildProgress:
+    """A background build step's answer: done (with the section's result) or not yet."""
+
+    section: int
+    built_tokens: int
+    result: SectionResult | None = None  # set on the last step
+    abandoned: bool = False  # the build was dropped (its section changed meanwhile)

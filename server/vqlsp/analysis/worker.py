@@ -1,0 +1,261 @@
+"""The inference side of the server: the model, every section's analyzer, the memory budget.
+
+All of it lives on one worker thread (the server's ``lsp/jobs.JobQueue``, never
+pygls's pool, which reads stdin), so the model and cached states need no locks.
+The event loop hands over read-only jobs, one section each, and gets back
+immutable results (``results.py``); it never touches an analyzer.
+
+Two kinds of job:
+
+* ``update(job)``: bring one section up to date with its edits (the keystroke
+  path). The job carries the section's whole token ids (bounded by the section
+  size), so a section whose state is missing or out of step is rebuilt, never
+  read wrong.
+* ``build_step(job, chunk)``: build a section's state ``chunk`` tokens at a
+  time (a first pass over an opened document, or a settle: a fresh state on
+  exact position ids), so that background work never holds the worker for
+  more than one chunk. Appending at the end of a causal model's state is the
+  same computation as a first pass; the finished state replaces the section's
+  live one.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from bisect import bisect_left, bisect_right
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from vqlsp.engine.edits import TokenEdit, compose_edits
+from vqlsp.text.segments import segment
+
+from .analyzers import Analyzer, EngineAnalyzer, document_output, open_analyzer
+from .memory import MemoryBudget
+from .results import BuildProgress, HeadOutput, SectionResult, SpanResult, UpdateCost
+from .sections import SectionJob
+
+log = logging.getLogger(__name__)
+
+
+def token_spans(
+    segments: Sequence[tuple[int, int]], starts: Sequence[int], ends: Sequence[int]
+) -> list[tuple[int, int, int, int]]:
+    """Character spans -> ``(char_start, char_end, token_start, token_end)`` for those that
+    overlap at least one token."""
+    out = []
+    for cs, ce in segments:
+        t0 = bisect_right(ends, cs)  # first token ending after cs
+        t1 = bisect_left(starts, ce)  # tokens starting before ce
+        if t1 > t0:
+            out.append((cs, ce, t0, t1))
+    return out
+
+
+@dataclass
+class _Build:
+    """A section state being built in chunks, towards ``target``."""
+
+    target: tuple[int, ...]
+    policy: str
+    analyzer: Analyzer | None = None
+    ms: float = 0.0
+
+
+@dataclass
+class _Section:
+    analyzer: Analyzer | None = None
+    policy: str = "stable"
+    tokens: int = 0  # the pooled feature's weight
+    feature: torch.Tensor | None = None  # the document head's pooled feature (kept when evicted)
+    build: _Build | None = None
+    revision: int = -1  # the newest document revision an update brought this section to
+    revision_before: int = -1  # (for the log when a state is found out of step)
+
+
+@dataclass
+class _Document:
+    sections: dict[int, _Section] = field(default_factory=dict)
+
+
+class AnalysisWorker:
+    """Owns the model and the per-section analyzers; every method runs on the worker thread."""
+
+    def __init__(self, model, budget_bytes: int, *, dense: bool = False):
+        self.model = model
+        self.dense = dense
+        self.documents: dict[str, _Document] = {}
+        self.budget = MemoryBudget(budget_bytes)
+        self.evictions = 0
+
+    @property
+    def engine(self) -> str:
+        return "dense" if self.dense or not self.model.cfg.vq.enabled else "incremental"
+
+    def _section(self, uri: str, section: int) -> _Section:
+        return self.documents.setdefault(uri, _Document()).sections.setdefault(section, _Section())
+
+    # -- the keystroke path ------------------------------------------------------------
+
+    def update(self, job: SectionJob) -> SectionResult:
+        t0 = time.perf_counter()
+        state = self._section(job.uri, job.section)
+        state.build = None  # the section changed: a build towards its old tokens is moot
+        state.revision_before, state.revision = state.revision, max(state.revision, job.revision)
+        notes: list[str] = []
+        resynced = False
+        analyzer = state.analyzer if state.policy == job.position_policy else None
+        if analyzer is None or job.batches is None:
+            analyzer, cost = open_analyzer(self.model, job.ids, job.position_policy, dense=self.dense)
+            changed = len(job.ids)
+        else:
+            before = analyzer.ids
+            edits = _edits(analyzer.ids, job.batches)
+            changed = sum(max(e.end - e.start, len(e.new_ids)) for e in edits) if edits is not None else 0
+            cost = UpdateCost(False, len(job.ids), (0,) * self.model.cfg.depth)
+            if edits:
+                try:
+                    cost = analyzer.apply(edits)
+                except ValueError:  # edits that do not fit the state (only if our bookkeeping slipped)
+                    edits = None
+            if edits is None or analyzer.ids != job.ids:  # never read results of the wrong tokens
+                log.warning("%s: section %d's cached state drifted from the text (%d tokens, revision %d; job: %d "
+                            "tokens, revision %d, %d edit batches); rebuilding", job.uri, job.section, len(before),
+                            state.revision_before, len(job.ids), job.revision, len(job.batches))
+                notes.append("cached state did not match the text; rebuilt from the section's text")
+                resynced = True
+                analyzer, cost = open_analyzer(self.model, job.ids, job.position_policy, dense=self.dense)
+                changed = len(job.ids)
+        self._install(job, state, analyzer, notes)
+        return self._result(job, analyzer, cost, changed, t0, resynced=resynced, notes=notes)
+
+    # -- background work, a chunk at a time --------------------------------------------
+
+    def build_step(self, job: SectionJob, chunk: int, *, settle: bool = False) -> BuildProgress:
+        """Append up to ``chunk`` of ``job.ids`` to the section's build; on the last chunk the
+        build replaces the section's state and the section's result is returned."""
+        t0 = time.perf_counter()
+        state = self._section(job.uri, job.section)
+        if job.revision < state.revision:  # cut before an update of the section: moot
+            state.build = None
+            return BuildProgress(job.section, 0, abandoned=True)
+        build = state.build
+        if build is None or build.target != job.ids or build.policy != job.position_policy:
+            build = state.build = _Build(job.ids, job.position_policy)
+        done = 0 if build.analyzer is None else len(build.analyzer.ids)
+        stop = min(done + max(chunk, 1), len(job.ids))
+        if build.analyzer is None:
+            build.analyzer, _ = open_analyzer(self.model, job.ids[:stop], job.position_policy, dense=self.dense)
+        elif stop > done:
+            build.analyzer.apply([TokenEdit(done, done, job.ids[done:stop])])
+        build.ms += (time.perf_counter() - t0) * 1e3
+        if stop < len(job.ids):
+            return BuildProgress(job.section, stop)
+        if build.analyzer.ids != job.ids:  # cannot happen unless the engine is wrong; say so
+            state.build = None
+            raise RuntimeError(f"section {job.section}: a chunked build did not reproduce its tokens")
+        state.build = None
+        analyzer = build.analyzer
+        self._install(job, state, analyzer, [])
+        depth = self.model.cfg.depth
+        cost = UpdateCost(True, len(job.ids), (len(job.ids),) * depth, build.ms)
+        changed = 0 if settle else len(job.ids)  # a settle changes no token, it rebuilds the state
+        result = self._result(job, analyzer, cost, changed, t0, settled=settle, ms=build.ms)
+        return BuildProgress(job.section, len(job.ids), result)
+
+    def drift(self, uri: str, section: int) -> int:
+        state = self.documents.get(uri, _Document()).sections.get(section)
+        return 0 if state is None or state.analyzer is None else state.analyzer.drift
+
+    # -- the document ------------------------------------------------------------------
+
+    def document(self, uri: str, sections: Sequence[int]) -> HeadOutput | None:
+        """The document head pooled over ``sections`` (in document order); sections with no
+        result yet are left out."""
+        states = self.documents.get(uri, _Document()).sections
+        pooled = [(states[s].tokens, states[s].feature) for s in sections if s in states]
+        return document_output(self.model, pooled)
+
+    def forget_sections(self, uri: str, sections: Sequence[int]) -> None:
+        """Sections that no longer exist (merged, re-cut, deleted)."""
+        doc = self.documents.get(uri)
+        if doc is None:
+            return
+        for section in sections:
+            doc.sections.pop(section, None)
+            self.budget.forget((uri, section))
+
+    def drop(self, uri: str) -> None:
+        """Forget a document's state (closed, or to be rebuilt)."""
+        doc = self.documents.pop(uri, None)
+        for section in doc.sections if doc else ():
+            self.budget.forget((uri, section))
+
+    def drop_all(self) -> None:
+        for uri in list(self.documents):
+            self.drop(uri)
+
+    # -- memory ------------------------------------------------------------------------
+
+    def set_budget(self, budget_bytes: int) -> None:
+        self.budget.budget_bytes = budget_bytes
+        self._evict(self.budget.over_budget())
+
+    def _evict(self, keys: Sequence[tuple[str, int]]) -> list[str]:
+        notes = []
+        for uri, section in keys:
+            state = self.documents.get(uri, _Document()).sections.get(section)
+            if state is not None:
+                state.analyzer = None  # its pooled feature stays: the document label still counts it
+                state.build = None
+            self.budget.forget((uri, section))
+            self.evictions += 1
+            notes.append(f"memory budget: evicted the cached state of {uri} (section {section})")
+        return notes
+
+    def stats(self, uri: str) -> dict:
+        doc = self.documents.get(uri, _Document())
+        cached = [s for s in doc.sections.values() if s.analyzer is not None]
+        return {
+            "cached": bool(cached),
+            "cachedSections": len(cached),
+            "state_bytes": sum(s.analyzer.state_bytes() for s in cached),
+            "total_state_bytes": self.budget.total_bytes,
+            "budget_bytes": self.budget.budget_bytes,
+            "evictions": self.evictions,
+        }
+
+    # -- helpers -----------------------------------------------------------------------
+
+    def _install(self, job: SectionJob, state: _Section, analyzer: Analyzer, notes: list[str]) -> None:
+        state.analyzer, state.policy = analyzer, job.position_policy
+        state.tokens, state.feature = len(job.ids), analyzer.pooled()
+        notes.extend(self._evict(self.budget.touch((job.uri, job.section), analyzer.state_bytes())))
+
+    def _result(
+        self, job: SectionJob, analyzer: Analyzer, cost: UpdateCost, changed: int, t0: float, *,
+        resynced: bool = False, settled: bool = False, notes: Sequence[str] = (), ms: float | None = None,
+    ) -> SectionResult:
+        spans = token_spans([(s.start, s.end) for s in segment(job.text, job.unit)], job.starts, job.ends)
+        heads = analyzer.spans([(a, b) for _, _, a, b in spans])
+        span_results = tuple(SpanResult(cs, ce, out.label, out.probabilities) for (cs, ce, _, _), out in zip(spans, heads))
+        return SectionResult(
+            section=job.section, revision=job.revision, tokens=len(job.ids), spans=span_results, cost=cost,
+            changed_tokens=changed, ms=ms if ms is not None else (time.perf_counter() - t0) * 1e3,
+            engine=analyzer.kind, drift=analyzer.drift, settled=settled, resynced=resynced, notes=tuple(notes),
+        )
+
+
+def _edits(ids: tuple[int, ...], batches: Sequence[Sequence[TokenEdit]]) -> list[TokenEdit] | None:
+    """The batches as one list of edits on ``ids`` (None if they do not apply to it)."""
+    if not batches:
+        return []
+    try:
+        return compose_edits(len(ids), batches)
+    except ValueError:
+        return None
+
+
+__all__ = ["AnalysisWorker", "EngineAnalyzer", "SectionJob", "token_spans"]

@@ -1,0 +1,101 @@
+"""The analysis worker over a sectioned document equals a dense forward of its sections.
+
+Random edit sequences (several content changes per step, distant ones too) on a
+document cut into tiny sections, with the tiny checkpoint of the server tests:
+after every step, the worker's jobs (edits for edited sections, chunked builds
+for new ones, settles) leave every section's state equal to a fresh dense
+forward of that section's tokens — the document label (pooled over sections)
+and every span label. The incremental == dense invariant, per section.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from lsprotocol import types
+from pygls.workspace.position_codec import PositionCodec
+
+from lsp.harness import PROSE, build_tiny_checkpoint
+from vqlsp.analysis.analyzers import DenseAnalyzer
+from vqlsp.analysis.reference import dense_document
+from vqlsp.analysis.worker import AnalysisWorker, token_spans
+from vqlsp.lsp.documents import DocumentStore
+from vqlsp.text.segments import segment
+
+from .test_sections import WORDS, _change
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    from vqlsp.model.registry import load_model, load_tokenizer
+    from vqlsp.text.tokenizer import TextTokenizer
+
+    directory = build_tiny_checkpoint(tmp_path_factory.mktemp("tiny-analysis"))
+    return load_model(directory, "cpu"), TextTokenizer(load_tokenizer(directory))
+
+
+@st.composite
+def steps(draw):
+    return draw(st.lists(
+        st.tuples(st.lists(st.tuples(st.floats(0, 1), st.integers(0, 15), st.lists(st.sampled_from(WORDS), max_size=3)),
+                           min_size=1, max_size=3),
+                  st.sampled_from(["round", "round", "settle", "none"])),
+        min_size=1, max_size=6,
+    ))
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps(), st.sampled_from(["exact", "stable"]), st.integers(4, 16))
+def test_sections_equal_dense(tiny, sequence, policy, chunk):
+    model, tokenizer = tiny
+    store = DocumentStore(PositionCodec(types.PositionEncodingKind.Utf32), section_tokens=16)
+    store.set_tokenizer(tokenizer)
+    worker = AnalysisWorker(model, 1 << 30)
+    doc = store.open("file:///w.txt", "plaintext", 1, PROSE)
+
+    def build(settle: bool) -> None:
+        for k, section in enumerate(doc.sections.sections):
+            if section.result is None and not section.urgent or settle and section.result and section.result.drift:
+                job = store.job(doc, k, unit="sentence", position_policy=policy, take=False)
+                while (step := worker.build_step(job, chunk, settle=settle)).result is None:
+                    assert not step.abandoned
+                store_take = doc.sections.take(k)
+                assert store_take is None or store_take == [] or settle
+                section.record(step.result)
+
+    build(False)
+    for version, (changes, action) in enumerate(sequence, start=2):
+        for where, length, words in changes:
+            n = len(doc.text.text)
+            start = int(where * n)
+            store.change(doc.uri, version, [_change(doc.text.text, start, min(n, start + length), " ".join(words))])
+        worker.forget_sections(doc.uri, doc.forgotten)
+        doc.forgotten = []
+        if action == "none":
+            continue  # edits stay pending: the next round composes them
+        for k, section in enumerate(doc.sections.sections):
+            if section.urgent:
+                section.record(worker.update(store.job(doc, k, unit="sentence", position_policy=policy)))
+        build(action == "settle")
+        _check(model, worker, doc, exact=policy == "exact" or action == "settle")
+
+
+def _check(model, worker, doc, *, exact: bool) -> None:
+    bounds = doc.sections.bounds()
+    ids = doc.tokens.ids
+    got = worker.document(doc.uri, [s.id for s in doc.sections.sections])
+    assert [s.result.tokens for s in doc.sections.sections] == [b - a for a, b in bounds]
+    if not exact:
+        return  # drifted position ids: the engine's own tests compare those with dense on the same ids
+    want = dense_document(model, ids, bounds)
+    assert got.probabilities == pytest.approx(want, abs=1e-4)
+    for section, (a, b), c0 in zip(doc.sections.sections, bounds, doc.sections.char_starts):
+        text = doc.text.text[c0 : c0 + section.chars]
+        spans = doc.tokens.spans_slice(a, b)
+        found = token_spans([(s.start, s.end) for s in segment(text, "sentence")],
+                            [s - c0 for s, _ in spans], [e - c0 for _, e in spans])
+        dense = DenseAnalyzer(model, ids[a:b]).spans([(t0, t1) for _, _, t0, t1 in found])
+        assert [(s.start, s.end) for s in section.result.spans] == [(cs, ce) for cs, ce, _, _ in found]
+        for mine, theirs in zip(section.result.spans, dense):
+            assert mine.probabilities == pytest.approx(theirs.probabilities, abs=1e-4)
