@@ -45,7 +45,7 @@ def steps(draw):
     ))
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(steps(), st.sampled_from(["exact", "stable"]), st.integers(4, 16))
 def test_sections_equal_dense(tiny, sequence, policy, chunk):
     model, tokenizer = tiny
@@ -84,7 +84,7 @@ def test_sections_equal_dense(tiny, sequence, policy, chunk):
 def _check(model, worker, doc, *, exact: bool) -> None:
     bounds = doc.sections.bounds()
     ids = doc.tokens.ids
-    got = worker.document(doc.uri, [s.id for s in doc.sections.sections])
+    got = worker.document(doc.uri, doc.sections.sections[-1].id)
     assert [s.result.tokens for s in doc.sections.sections] == [b - a for a, b in bounds]
     if not exact:
         return  # drifted position ids: the engine's own tests compare those with dense on the same ids

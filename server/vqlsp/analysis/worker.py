@@ -78,6 +78,21 @@ class _Section:
 @dataclass
 class _Document:
     sections: dict[int, _Section] = field(default_factory=dict)
+    # The sum of tokens x pooled feature over sections that have one, and their tokens:
+    # mean pooling over the whole document in O(1) per update, whatever the sections' count.
+    total: torch.Tensor | None = None  # (hidden_dim,) float64
+    tokens: int = 0
+    dead: set[int] = field(default_factory=set)  # forgotten sections: a late job leaves nothing behind
+
+    def set_feature(self, state: _Section, tokens: int, feature: torch.Tensor | None) -> None:
+        if state.feature is not None and self.total is not None:
+            self.total -= state.feature.double() * state.tokens
+            self.tokens -= state.tokens
+        state.tokens, state.feature = tokens, feature
+        if feature is not None:
+            added = feature.double() * tokens
+            self.total = added if self.total is None else self.total + added
+            self.tokens += tokens
 
 
 class AnalysisWorker:
@@ -95,7 +110,10 @@ class AnalysisWorker:
         return "dense" if self.dense or not self.model.cfg.vq.enabled else "incremental"
 
     def _section(self, uri: str, section: int) -> _Section:
-        return self.documents.setdefault(uri, _Document()).sections.setdefault(section, _Section())
+        doc = self.documents.setdefault(uri, _Document())
+        if section in doc.dead:
+            return _Section()  # computed for nothing, kept nowhere
+        return doc.sections.setdefault(section, _Section())
 
     # -- the keystroke path ------------------------------------------------------------
 
@@ -171,12 +189,17 @@ class AnalysisWorker:
 
     # -- the document ------------------------------------------------------------------
 
-    def document(self, uri: str, sections: Sequence[int]) -> HeadOutput | None:
-        """The document head pooled over ``sections`` (in document order); sections with no
-        result yet are left out."""
-        states = self.documents.get(uri, _Document()).sections
-        pooled = [(states[s].tokens, states[s].feature) for s in sections if s in states]
-        return document_output(self.model, pooled)
+    def document(self, uri: str, last: int | None) -> HeadOutput | None:
+        """The document head pooled over every section analysed so far (``last``: the last
+        one in document order, which last-token pooling reads). O(1) in the sections."""
+        doc = self.documents.get(uri, _Document())
+        head = self.model.document_head
+        if head is not None and head.pooling == "last":
+            state = doc.sections.get(last) if last is not None else None
+            return document_output(self.model, [] if state is None else [(state.tokens, state.feature)])
+        if not doc.tokens or doc.total is None:
+            return document_output(self.model, [])
+        return document_output(self.model, [(doc.tokens, doc.total / doc.tokens)])
 
     def forget_sections(self, uri: str, sections: Sequence[int]) -> None:
         """Sections that no longer exist (merged, re-cut, deleted)."""
@@ -184,7 +207,9 @@ class AnalysisWorker:
         if doc is None:
             return
         for section in sections:
-            doc.sections.pop(section, None)
+            doc.dead.add(section)
+            if (state := doc.sections.pop(section, None)) is not None:
+                doc.set_feature(state, 0, None)
             self.budget.forget((uri, section))
 
     def drop(self, uri: str) -> None:
@@ -230,8 +255,11 @@ class AnalysisWorker:
     # -- helpers -----------------------------------------------------------------------
 
     def _install(self, job: SectionJob, state: _Section, analyzer: Analyzer, notes: list[str]) -> None:
+        doc = self.documents.setdefault(job.uri, _Document())
+        if job.section in doc.dead:
+            return
         state.analyzer, state.policy = analyzer, job.position_policy
-        state.tokens, state.feature = len(job.ids), analyzer.pooled()
+        doc.set_feature(state, len(job.ids), analyzer.pooled())
         notes.extend(self._evict(self.budget.touch((job.uri, job.section), analyzer.state_bytes())))
 
     def _result(

@@ -30,6 +30,7 @@ import hashlib
 import logging
 import os
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -41,7 +42,7 @@ from vqlsp import __version__
 from vqlsp.analysis.results import SectionResult, UpdateCost
 
 from .diagnostics import CLASSIFICATION, RESYNC, classification_params, lsp_publish_diagnostics
-from .documents import Document, DocumentStore, Publication
+from .documents import Document, DocumentStore, Publication, tokenize_and_cut
 from .jobs import BACKGROUND, FOREGROUND, JobQueue
 from .options import SECTION, Options, changed_fields, merge_settings, parse_options
 from .protocol import VqlspProtocol
@@ -68,6 +69,7 @@ class VqlspServer(LanguageServer):
         self.store = DocumentStore(PositionCodec(), self.options.section_tokens)
         self.scheduler = Scheduler(self.run_update, on_quiet=self.settle)
         self.jobs = JobQueue()  # the inference thread; never pygls's pool
+        self.text_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vqlsp-text")  # long opens
         self.worker: Any = None  # vqlsp.analysis.worker.AnalysisWorker, once a model is loaded
         self.builders: dict[str, asyncio.Task] = {}  # uri -> its background build
         self.active: str | None = None  # the document last typed in: its jobs go first
@@ -194,12 +196,36 @@ class VqlspServer(LanguageServer):
             self.scheduler.request(doc.uri)
 
     def opened(self, doc: Document) -> None:
-        if not self.analysed(doc):
+        """``doc`` was opened, reloaded or re-cut: analyse it from scratch, in the background."""
+        if doc.tokenizing:
+            self.tokenize_in_background(doc)
+        elif not self.analysed(doc):
             self.clear(doc)
         elif doc.sections is not None and not doc.sections.sections and self.worker is not None:
             self.scheduler.request(doc.uri, immediate=True)  # nothing to build: publish the prior
         else:
             self.ensure_building(doc)
+
+    def tokenize_in_background(self, doc: Document) -> None:
+        """A long text is tokenized and cut on the text thread, so that opening it never holds
+        the event loop; changes meanwhile are replayed on the result (``DocumentStore.attach``)."""
+        ticket, text, tokenizer = doc.tokenizing, doc.text.text, self.store.tokenizer
+        target = self.store.section_tokens
+
+        async def tokenize() -> None:
+            loop = asyncio.get_running_loop()
+            try:
+                tokens, lengths = await loop.run_in_executor(self.text_thread, tokenize_and_cut, text, tokenizer, target)
+            except Exception as exc:  # the boundary of the text thread: log; a reopen tries again
+                log.exception("tokenizing %s failed", doc.uri)
+                self.log_message(f"cannot tokenize {short_name(doc.uri)}: {exc}", types.MessageType.Error)
+                return
+            if self.store.documents.get(doc.uri) is doc and self.store.attach(doc, ticket, tokens, lengths):
+                self.opened(doc)
+                if any(s.urgent for s in doc.sections.sections):  # typed into while being tokenized
+                    self.scheduler.request(doc.uri)
+
+        asyncio.get_running_loop().create_task(tokenize())
 
     def reanalyse_all(self, *, drop: bool = True) -> None:
         """Every document from scratch (new model, new position policy or span unit)."""
@@ -380,9 +406,9 @@ class VqlspServer(LanguageServer):
         newest version all of them hold for) and its span diagnostics on the current text."""
         sections = doc.sections
         worker, generation = self.worker, self.generation
-        ids = [s.id for s in sections.sections if s.result is not None]
+        last = next((s.id for s in reversed(sections.sections) if s.result is not None), None)
         try:
-            label = await self.jobs.run(priority, worker.document, doc.uri, ids)
+            label = await self.jobs.run(priority, worker.document, doc.uri, last)
         except Exception:  # the publication boundary: the next update publishes again
             log.exception("document head of %s failed", doc.uri)
             return
@@ -392,7 +418,7 @@ class VqlspServer(LanguageServer):
         revision = sections.published_revision(doc.revision)
         analysed = [s for s in sections.sections if s.result is not None]
         text_hash = None
-        if revision == doc.revision and doc.tokens is not None and doc.tokens.n_chars <= HASH_LIMIT_CHARS:
+        if revision == doc.revision and len(doc.text) <= HASH_LIMIT_CHARS:
             text_hash = hashlib.sha256(doc.text.text.encode("utf-8", "surrogatepass")).hexdigest()
         doc.last = Publication(
             version=doc.version_at(revision), revision=revision, label=label,

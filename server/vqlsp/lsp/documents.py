@@ -36,6 +36,16 @@ from vqlsp.text.document import InvalidChange, TokenizedDocument, changed_range
 from vqlsp.text.positions import InvalidRange, LineIndex
 from vqlsp.text.tokenizer import TextTokenizer
 
+LARGE_TEXT_CHARS = 1 << 16  # longer texts are tokenized and cut off the event loop
+
+
+def tokenize_and_cut(text: str, tokenizer: TextTokenizer, target: int) -> tuple[TokenizedDocument, list[tuple[int, int]]]:
+    """A text's tokens and its sections' ``(tokens, chars)``: O(length), safe in a thread (the
+    tokenizer releases the GIL while it encodes)."""
+    tokens = TokenizedDocument(text, tokenizer)
+    spans = tokens.spans
+    return tokens, cut_points(text, [s for s, _ in spans], [e for _, e in spans], target)
+
 
 class UnknownDocument(KeyError):
     """A request or change for a URI the client never opened (or already closed)."""
@@ -84,6 +94,8 @@ class Document:
     last: Publication | None = None
     published: int = 0  # publications so far (one revision can get several: a settle, a reload)
     settle_wanted: bool = False  # the writer paused: re-index drifted sections (``core.settle``)
+    tokenizing: int = 0  # a long text being tokenized off the event loop: its ticket (0: none)
+    untokenized: list[tuple[int, int, str]] = field(default_factory=list)  # changes meanwhile
     waiters: list[asyncio.Future] = field(default_factory=list)  # pulls / hovers awaiting results
 
     def __post_init__(self) -> None:
@@ -139,6 +151,7 @@ class DocumentStore:
         self.tokenizer: TextTokenizer | None = None
         self.documents: dict[str, Document] = {}
         self._section_ids = itertools.count(1)  # unique over all documents, so ids never meet on the worker
+        self._tickets = itertools.count(1)  # tokenizations off the event loop (``Document.tokenizing``)
 
     def __contains__(self, uri: str) -> bool:
         return uri in self.documents
@@ -187,15 +200,39 @@ class DocumentStore:
                 self._cut(doc)
 
     def _tokenize(self, doc: Document) -> None:
-        doc.tokens = None if self.tokenizer is None else TokenizedDocument(doc.text.text, self.tokenizer)
-        self._cut(doc)
-
-    def _cut(self, doc: Document) -> None:
+        """Tokens and sections for ``doc``'s text: at once for a text of ordinary size; for a
+        long one, a ticket (``doc.tokenizing``) for the server to tokenize it off the event
+        loop (``tokenize_and_cut`` in a thread, then ``attach``)."""
         if doc.sections is not None:
             doc.forgotten.extend(s.id for s in doc.sections.sections)
-        if doc.tokens is None:
-            doc.sections = None
+        doc.tokens, doc.sections, doc.tokenizing, doc.untokenized = None, None, 0, []
+        if self.tokenizer is None:
             return
+        if len(doc.text) > LARGE_TEXT_CHARS:
+            doc.tokenizing = next(self._tickets)
+            return
+        self._install(doc, *tokenize_and_cut(doc.text.text, self.tokenizer, self.section_tokens))
+
+    def attach(self, doc: Document, ticket: int, tokens: TokenizedDocument, lengths: list[tuple[int, int]]) -> bool:
+        """The tokens and cut of ``doc``'s text as it was when ``ticket`` was issued; the changes
+        since are replayed on them. False if a newer tokenization superseded this one."""
+        if doc.tokenizing != ticket or doc.desynced is not None:
+            return False
+        self._install(doc, tokens, lengths)
+        for start, end, new_text in doc.untokenized:
+            if not self._apply_tokens(doc, start, end, new_text):
+                break
+        doc.tokenizing, doc.untokenized = 0, []
+        return True
+
+    def _install(self, doc: Document, tokens: TokenizedDocument, lengths: list[tuple[int, int]]) -> None:
+        doc.tokens = tokens
+        doc.sections = SectionMap(lengths, doc.revision, self.section_tokens, ids=self._section_ids)
+
+    def _cut(self, doc: Document) -> None:
+        if doc.tokens is None:
+            return
+        doc.forgotten.extend(s.id for s in doc.sections.sections)
         spans = doc.tokens.spans
         lengths = cut_points(doc.text.text, [s for s, _ in spans], [e for _, e in spans], self.section_tokens)
         doc.sections = SectionMap(lengths, doc.revision, self.section_tokens, ids=self._section_ids)
@@ -262,20 +299,28 @@ class DocumentStore:
         if start == end and not new_text:
             return
         if doc.tokens is not None:
-            try:
-                edits = doc.tokens.apply_change(start, end, new_text)
-            except InvalidChange as exc:  # offsets come from doc.text, so this means the two drifted
-                self.desync(doc, f"token state out of step: {exc}")
+            if not self._apply_tokens(doc, start, end, new_text):
                 return
-            assert doc.sections is not None
-            doc.forgotten.extend(doc.sections.apply(doc.revision, start, end, len(new_text), edits))
-            for k in reversed(doc.sections.oversized()):
-                self._recut(doc, k)
+        elif doc.tokenizing:
+            doc.untokenized.append((start, end, new_text))  # replayed when the tokens arrive
         doc.text.apply_change(start, end, new_text)
         if "\x00" in new_text:
             doc.binary = True
         elif doc.binary:
             doc.binary = "\x00" in doc.text.text
+
+    def _apply_tokens(self, doc: Document, start: int, end: int, new_text: str) -> bool:
+        """The change on the tokens and sections (False: they fell out of step; desynced)."""
+        assert doc.tokens is not None and doc.sections is not None
+        try:
+            edits = doc.tokens.apply_change(start, end, new_text)
+        except InvalidChange as exc:  # offsets come from doc.text, so this means the two drifted
+            self.desync(doc, f"token state out of step: {exc}")
+            return False
+        doc.forgotten.extend(doc.sections.apply(doc.revision, start, end, len(new_text), edits))
+        for k in reversed(doc.sections.oversized()):
+            self._recut(doc, k)
+        return True
 
     def _recut(self, doc: Document, k: int) -> None:
         sections, tokens = doc.sections, doc.tokens

@@ -186,6 +186,7 @@ def serve(
             framing.start_io(server, max_message_bytes=limit)
     finally:
         server.jobs.close()
+        server.text_thread.shutdown(wait=False, cancel_futures=True)
 
 
 __all__ = ["VqlspServer", "build_server", "serve"]

@@ -73,6 +73,10 @@ class LineIndex:
             self._text = "".join(self._chunks)
         return self._text
 
+    def __len__(self) -> int:
+        """Characters (code points), without joining the text."""
+        return self._chunk_char[-1]
+
     @property
     def line_count(self) -> int:
         return self._chunk_line[-1]
