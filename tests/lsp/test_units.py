@@ -16,6 +16,8 @@ from vqlsp.lsp.options import DiagnosticOptions, Options, changed_fields, parse_
 from vqlsp.lsp.scheduler import Scheduler
 from vqlsp.text.segments import paragraphs, segment, sentences
 
+from .fake_clock import FakeClock
+
 # -- options ---------------------------------------------------------------------------------
 
 
@@ -91,11 +93,11 @@ def test_segments_use_code_points():
     assert spans[-1].end == len(text)
 
 
-# -- scheduler -------------------------------------------------------------------------------
+# -- scheduler (on a fake clock: no real time passes) -------------------------------------------
 
 
 async def test_scheduler_coalesces_and_never_overlaps():
-    started, running, overlaps = [], 0, 0
+    clock, started, running, overlaps = FakeClock(), [], 0, 0
     gate = asyncio.Event()
 
     async def run(key):
@@ -106,92 +108,131 @@ async def test_scheduler_coalesces_and_never_overlaps():
         await gate.wait()
         running -= 1
 
-    scheduler = Scheduler(run, debounce=0.01)
+    scheduler = Scheduler(run, debounce=0.01, clock=clock)
     for _ in range(10):
         scheduler.request("a")
-    idle = asyncio.create_task(scheduler.idle("a"))
-    await asyncio.wait_for(_until(lambda: started == ["a"]), 5)
+    await clock.advance(0.009)
+    assert started == []  # still within the debounce
+    await clock.advance(0.002)
+    assert started == ["a"]
     for _ in range(10):  # while in flight: only marks it dirty
         scheduler.request("a")
+    await clock.advance(1.0)
+    assert started == ["a"] and scheduler.busy("a")
     gate.set()
-    await asyncio.wait_for(idle, 5)
+    await clock.advance(0.02)
     assert started == ["a", "a"] and overlaps == 0 and scheduler.started == 2
+    await clock.advance(0.02)
     assert not scheduler.busy("a")
 
 
-async def test_scheduler_max_wait_and_forget():
-    runs = []
+async def test_scheduler_gives_a_continuous_typist_an_update_every_max_wait():
+    """A writer who never pauses for the debounce still gets updates, one per ``max_wait``;
+    an update slower than that is followed at once by the next (never a pile-up)."""
+    clock, starts = FakeClock(), []
+    took = 0.0
 
     async def run(key):
-        runs.append(asyncio.get_running_loop().time())
+        starts.append(clock.time())
+        await clock.sleep(took)
 
-    scheduler = Scheduler(run, debounce=0.05, max_wait=0.1)
-    t0 = asyncio.get_running_loop().time()
-    # A writer who never pauses for the debounce still gets an update within max_wait.
-    for _ in range(12):
+    scheduler = Scheduler(run, debounce=0.05, max_wait=0.1, clock=clock)
+    for _ in range(50):  # a keystroke every 20 ms for a second
         scheduler.request("a")
-        await asyncio.wait_for(_ticks(0.02), 1)
-    await asyncio.wait_for(scheduler.idle("a"), 5)
-    assert runs and runs[0] - t0 < 0.2
-    scheduler.request("b")
-    scheduler.forget("b")
-    await asyncio.wait_for(scheduler.idle("b"), 1)
-    assert not scheduler.busy("b")
-
-
-async def _until(predicate):
-    while not predicate():
-        await asyncio.sleep(0)
-
-
-async def _ticks(seconds: float):
-    """Let loop time pass (drives the scheduler's timers; not test synchronisation)."""
-    loop = asyncio.get_running_loop()
-    done = loop.create_future()
-    loop.call_later(seconds, done.set_result, None)
-    await done
+        await clock.advance(0.02)
+    # max_wait counts from the first change not yet covered: at most one keystroke later.
+    gaps = [b - a for a, b in zip(starts, starts[1:])]
+    assert len(starts) >= 8 and starts[0] == pytest.approx(0.1) and all(0.1 - 1e-9 <= g <= 0.12 + 1e-9 for g in gaps)
+    starts.clear()
+    took = 0.3  # an update slower than the typist
+    for _ in range(50):
+        scheduler.request("a")
+        await clock.advance(0.02)
+    gaps = [b - a for a, b in zip(starts, starts[1:])]
+    assert gaps and all(abs(g - 0.3) < 1e-9 for g in gaps)  # back to back: each covers what came meanwhile
 
 
 async def test_scheduler_calls_on_quiet_once_a_document_rests():
-    quiet = []
+    clock, quiet = FakeClock(), []
 
     async def run(key):
         pass
 
-    scheduler = Scheduler(run, debounce=0, on_quiet=quiet.append, quiet=0.05)
+    scheduler = Scheduler(run, debounce=0, on_quiet=quiet.append, quiet=0.05, clock=clock)
     scheduler.request("a", immediate=True)
-    await asyncio.wait_for(scheduler.idle("a"), 5)
-    await asyncio.wait_for(_ticks(0.02), 1)
+    await clock.advance(0.02)
     scheduler.request("a", immediate=True)  # a change before the quiet time: the timer restarts
-    await asyncio.wait_for(scheduler.idle("a"), 5)
+    await clock.advance(0.049)
     assert quiet == []
-    await asyncio.wait_for(_until(lambda: quiet), 5)
+    await clock.advance(0.002)
     assert quiet == ["a"]
-    await asyncio.wait_for(_ticks(0.1), 1)
+    await clock.advance(1.0)
     assert quiet == ["a"]  # once per rest, not periodically
     scheduler.request("b", immediate=True)
-    await asyncio.wait_for(scheduler.idle("b"), 5)
+    await clock.advance(0.01)
     scheduler.forget("b")  # closed: no callback
     scheduler.quiet = 0  # 0: never
     scheduler.request("c", immediate=True)
-    await asyncio.wait_for(scheduler.idle("c"), 5)
-    await asyncio.wait_for(_ticks(0.1), 1)
+    await clock.advance(1.0)
     assert quiet == ["a"]
 
 
 async def test_scheduler_survives_failing_updates():
-    calls = []
+    clock, calls = FakeClock(), []
 
     async def run(key):
         calls.append(key)
         raise RuntimeError("boom")
 
-    scheduler = Scheduler(run, debounce=0)
+    scheduler = Scheduler(run, debounce=0, clock=clock)
     scheduler.request("a", immediate=True)
-    await asyncio.wait_for(scheduler.idle("a"), 5)
+    await clock.advance(0.01)
     scheduler.request("a", immediate=True)
-    await asyncio.wait_for(scheduler.idle("a"), 5)
-    assert calls == ["a", "a"]
+    await clock.advance(0.01)
+    assert calls == ["a", "a"] and not scheduler.busy("a")
+
+
+# -- the inference thread's queue --------------------------------------------------------------
+
+
+async def test_job_queue_runs_the_typed_document_before_background_work():
+    """Background work queued in chunks gives way: a foreground job waits for the one job
+    already running, then runs before every queued background job; within a priority, FIFO."""
+    import threading
+
+    from vqlsp.lsp.jobs import BACKGROUND, FOREGROUND, JobQueue
+
+    queue, order, running = JobQueue(), [], threading.Event()
+    release = threading.Event()
+
+    def job(name: str, block: bool = False) -> str:
+        if block:
+            running.set()
+            release.wait(5)
+        order.append(name)
+        return name
+
+    first = queue.submit(BACKGROUND, job, "bg0", block=True)
+    running.wait(5)
+    rest = [queue.submit(BACKGROUND, job, f"bg{i}") for i in range(1, 6)]
+    keystroke = queue.submit(FOREGROUND, job, "fg")
+    assert queue.queued == {FOREGROUND: 1, BACKGROUND: 5}
+    release.set()
+    assert await asyncio.wait_for(asyncio.wrap_future(keystroke), 5) == "fg"
+    await asyncio.wait_for(asyncio.gather(*(asyncio.wrap_future(f) for f in [first, *rest])), 5)
+    assert order == ["bg0", "fg", "bg1", "bg2", "bg3", "bg4", "bg5"]
+    # A job whose waiter went away before it started never runs; errors reach the waiter.
+    gate = queue.submit(BACKGROUND, job, "gate", block=True)
+    cancelled = queue.submit(BACKGROUND, job, "never")
+    assert cancelled.cancel()
+    failing = queue.submit(FOREGROUND, lambda: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        await asyncio.wait_for(asyncio.wrap_future(failing), 5)
+    await asyncio.wait_for(asyncio.wrap_future(gate), 5)
+    assert "never" not in order
+    queue.close()
+    with pytest.raises(RuntimeError):
+        queue.submit(FOREGROUND, job, "late")
 
 
 # -- memory budget ---------------------------------------------------------------------------

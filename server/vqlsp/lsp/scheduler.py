@@ -14,7 +14,8 @@ Once a document's updates are done and ``quiet`` seconds pass without a new
 request, ``on_quiet(key)`` is called (once): the server uses it to settle a
 document whose writer paused (re-index its positions, ``core.VqlspServer.settle``).
 
-No LSP here: the server passes the callback; tests drive it directly.
+No LSP here: the server passes the callback; tests drive it directly, on a fake
+clock (``clock``: anything with the event loop's ``time()`` and ``call_later``).
 """
 
 from __future__ import annotations
@@ -23,8 +24,17 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
+
+
+class Clock(Protocol):
+    """What the scheduler needs of time: the event loop's own two methods."""
+
+    def time(self) -> float: ...
+
+    def call_later(self, delay: float, callback: Callable[..., Any], *args: Any) -> Any: ...
 
 
 @dataclass
@@ -46,6 +56,7 @@ class Scheduler:
         *,
         on_quiet: Callable[[str], None] | None = None,
         quiet: float = 0.0,
+        clock: Clock | None = None,
     ):
         self._run = run
         self.debounce = debounce
@@ -54,6 +65,11 @@ class Scheduler:
         self.quiet = quiet  # seconds without requests after an update before on_quiet; 0: never
         self._states: dict[str, _State] = {}
         self.started = 0  # updates started, all documents (for stats and tests)
+        self._clock = clock  # None: the running event loop
+
+    @property
+    def clock(self) -> Clock:
+        return self._clock if self._clock is not None else asyncio.get_running_loop()
 
     @property
     def _max_wait(self) -> float:
@@ -61,19 +77,19 @@ class Scheduler:
 
     def request(self, key: str, *, immediate: bool = False) -> None:
         """Schedule an update of ``key`` (coalesced with any pending one)."""
-        loop = asyncio.get_running_loop()
+        clock = self.clock
         state = self._states.setdefault(key, _State())
         _cancel(state.quiet_timer)
         state.quiet_timer = None
         state.dirty = True
-        now = loop.time()
+        now = clock.time()
         if state.first_request is None:
             state.first_request = now
         if state.task is not None:
             return  # runs again when the in-flight update finishes
         delay = 0.0 if immediate else min(self.debounce, max(0.0, state.first_request + self._max_wait - now))
         _cancel(state.timer)
-        state.timer = loop.call_later(delay, self._fire, key)
+        state.timer = clock.call_later(delay, self._fire, key)
 
     def forget(self, key: str) -> None:
         """Drop pending work of ``key`` (closed); an in-flight update finishes but is not rerun."""
@@ -126,14 +142,14 @@ class Scheduler:
             self._wake(state)
             return
         if state.dirty:
-            loop = asyncio.get_running_loop()
-            now = loop.time()
+            clock = self.clock
+            now = clock.time()
             first = state.first_request if state.first_request is not None else now
             delay = min(self.debounce, max(0.0, first + self._max_wait - now))
-            state.timer = loop.call_later(delay, self._fire, key)
+            state.timer = clock.call_later(delay, self._fire, key)
         else:
             if self.on_quiet is not None and self.quiet > 0:
-                state.quiet_timer = asyncio.get_running_loop().call_later(self.quiet, self._quiet, key)
+                state.quiet_timer = self.clock.call_later(self.quiet, self._quiet, key)
             self._wake(state)
 
     def _quiet(self, key: str) -> None:
