@@ -33,7 +33,11 @@ class DiagnosticOptions:
 class Options:
     model: str | None = None  # checkpoint directory; None = the embedded default model
     device: str = "auto"
-    debounce_ms: float = 30.0  # quiet time after a keystroke before an update starts
+    # quiet time after a keystroke before an update starts. 0: at once; keystrokes that arrive
+    # while an update runs are covered by the next one (and the running one still publishes),
+    # so there is nothing to gain by waiting (measured: 1k tokens, a key every 100 ms,
+    # p95 112 ms at 0 vs 176 ms at 30)
+    debounce_ms: float = 0.0
     position_policy: str = "stable"  # engine position ids under insertion: "stable" | "exact"
     # once a document has been quiet this long, its "stable" position ids are re-indexed to
     # exact ones (so results at rest are exact-position results; it costs about a dense pass
@@ -44,8 +48,10 @@ class Options:
     memory_budget_mb: float = 2048.0
     # documents of any length are analysed in sections of about this many tokens, cut at
     # paragraph breaks, each its own incremental state: a keystroke costs what its section's
-    # update costs, whatever the document's length
-    section_tokens: int = 512
+    # update costs, whatever the document's length. 256 is the default model's training
+    # window; an edit at a section's start recomputes the whole section after it (measured at
+    # 4k tokens, typing mid-document: 78 ms a keystroke at 512, 36-39 ms at 256 and 128)
+    section_tokens: int = 256
     languages: tuple[str, ...] = DEFAULT_LANGUAGES  # languageIds the server analyses
     diagnostics: DiagnosticOptions = field(default_factory=DiagnosticOptions)
 

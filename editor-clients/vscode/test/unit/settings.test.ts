@@ -69,11 +69,11 @@ describe('serverOptions', () => {
     assert.deepEqual(options, {
       model: null,
       device: 'auto',
-      debounceMs: 30,
+      debounceMs: 0,
       positionPolicy: 'stable',
       settleMs: 2000,
       memoryBudgetMb: 2048,
-      sectionTokens: 512,
+      sectionTokens: 256,
       languages: DEFAULT_LANGUAGES,
       diagnostics: { threshold: 0.8, severity: 'information', unit: null },
     });
