@@ -10,7 +10,8 @@ Modules, in dependency order:
 * ``document``   ``TokenizedDocument``: text, ids and spans kept in step per change
 * ``positions``  LSP positions (UTF-8/16/32) <-> code-point offsets, via pygls's codec
 * ``limits``     what the model sees of a document longer than its context
-* ``segments``   sentences and paragraphs as character spans (the span head's units)
+* ``markup``     what is not prose in Markdown, reStructuredText, LaTeX, git commit messages
+* ``segments``   sentences and paragraphs of prose as character spans (the span head's units)
 """
 
 from vqlsp.text.document import InvalidChange, TokenizedDocument
