@@ -210,12 +210,14 @@ class VqlspServer(LanguageServer):
         """A long text is tokenized and cut on the text thread, so that opening it never holds
         the event loop; changes meanwhile are replayed on the result (``DocumentStore.attach``)."""
         ticket, text, tokenizer = doc.tokenizing, doc.text.text, self.store.tokenizer
-        target = self.store.section_tokens
+        target, language = self.store.section_tokens, doc.language_id
 
         async def tokenize() -> None:
             loop = asyncio.get_running_loop()
             try:
-                tokens, lengths = await loop.run_in_executor(self.text_thread, tokenize_and_cut, text, tokenizer, target)
+                tokens, lengths = await loop.run_in_executor(
+                    self.text_thread, tokenize_and_cut, text, tokenizer, target, language
+                )
             except Exception as exc:  # the boundary of the text thread: log; a reopen tries again
                 log.exception("tokenizing %s failed", doc.uri)
                 self.log_message(f"cannot tokenize {short_name(doc.uri)}: {exc}", types.MessageType.Error)
@@ -264,11 +266,11 @@ class VqlspServer(LanguageServer):
             return
         if CHECK_TOKENS:
             self.check_tokens(doc)
-        self.forget_sections(doc)
+        priority = FOREGROUND if uri == self.active else BACKGROUND
+        self.forget_sections(doc, priority)
         options, unit = self.options, self.unit()
         edited = [k for k, s in enumerate(doc.sections.sections) if s.urgent]
         jobs = [self.store.job(doc, k, unit=unit, position_policy=options.position_policy) for k in edited]
-        priority = FOREGROUND if uri == self.active else BACKGROUND
         results: list[SectionResult] = []
         retry = False
         for job in jobs:
@@ -307,9 +309,11 @@ class VqlspServer(LanguageServer):
         """``doc`` is still open (the same record) under the same model."""
         return self.store.documents.get(doc.uri) is doc and generation == self.generation
 
-    def forget_sections(self, doc: Document) -> None:
+    def forget_sections(self, doc: Document, priority: int) -> None:
+        """Tell the worker which sections are gone, ahead of any job of ``priority`` that
+        follows (a document label must not pool a section that no longer exists)."""
         if doc.forgotten and self.worker is not None:
-            self.jobs.submit(BACKGROUND, self.worker.forget_sections, doc.uri, doc.forgotten)
+            self.jobs.submit(priority, self.worker.forget_sections, doc.uri, doc.forgotten)
             doc.forgotten = []
 
     def check_tokens(self, doc: Document) -> None:
@@ -407,6 +411,7 @@ class VqlspServer(LanguageServer):
         sections = doc.sections
         worker, generation = self.worker, self.generation
         last = next((s.id for s in reversed(sections.sections) if s.result is not None), None)
+        self.forget_sections(doc, priority)
         try:
             label = await self.jobs.run(priority, worker.document, doc.uri, last)
         except Exception:  # the publication boundary: the next update publishes again
@@ -430,17 +435,19 @@ class VqlspServer(LanguageServer):
         )
         doc.published += 1
         doc.forget_versions_before(revision)
+        # The label first: it is small, and what a status bar shows; the span diagnostics of a
+        # long document are many.
+        self.protocol.notify(CLASSIFICATION, classification_params(doc.uri, doc.last, sum(
+            len(s.result.spans) for s in sections.sections if s.result is not None)))
         self.publish_diagnostics(doc)
         if doc.last.settled and self.pull and self.capability("workspace.diagnostics.refresh_support"):
             self.workspace_diagnostic_refresh(None)  # same version, new results: pull again
-        self.protocol.notify(CLASSIFICATION, classification_params(doc.uri, doc.last, len(doc.current_spans())))
         self.wake(doc)
 
     def publish_diagnostics(self, doc: Document) -> None:
         if not self.pull and doc.last is not None:
-            self.text_document_publish_diagnostics(
-                lsp_publish_diagnostics(doc, self.store.codec, self.options.diagnostics, self.unit())
-            )
+            params = lsp_publish_diagnostics(doc, self.store.codec, self.options.diagnostics, self.unit())
+            self.protocol.notify_json(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS, params)
 
     def clear(self, doc: Document, *, closed: bool = False) -> None:
         """No results for ``doc`` (closed, not analysed, desynced): clear what the client shows."""

@@ -6,6 +6,12 @@ Span diagnostics are built from the document's *current* spans
 change touched left out), with ranges from the current text in the client's
 position encoding, so they are stamped with the current version and never
 point at the wrong text, even while the classification describes an older one.
+
+A long document has hundreds of them and LSP sends them all on every publish, so
+they are built as plain JSON values (no converter pass) and kept per section: a
+section whose result, changes and start position (line and column) are as
+before reuses its list (``section_diagnostics``). A keystroke rebuilds only its
+own section's, unless it moved the lines of the sections after it.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from lsprotocol import types
+from pygls.protocol import default_converter
 from pygls.workspace.position_codec import PositionCodec
 
 from vqlsp.analysis.results import SpanResult
@@ -23,6 +30,7 @@ from .options import DiagnosticOptions
 SOURCE = "vqlsp"
 CLASSIFICATION = "vqlsp/classification"
 RESYNC = "vqlsp/resync"
+_CONVERTER = default_converter()
 SEVERITY = {
     "error": types.DiagnosticSeverity.Error,
     "warning": types.DiagnosticSeverity.Warning,
@@ -31,36 +39,59 @@ SEVERITY = {
 }
 
 
-def lsp_diagnostic(span: SpanResult, unit: str, doc: Document, codec: PositionCodec, options: DiagnosticOptions) -> types.Diagnostic:
-    p = span.probabilities[span.label]
-    return types.Diagnostic(
-        range=doc.text.range_of(span.start, span.end, codec),
-        message=f"{unit} reads as {span.label} ({p:.0%})",
-        severity=SEVERITY[options.severity],
-        source=SOURCE,
-        code=span.label,
-        data={"label": span.label, "probability": p, "probabilities": span.probabilities, "unit": unit},
-    )
-
-
-def lsp_diagnostics(doc: Document, codec: PositionCodec, options: DiagnosticOptions, unit: str) -> list[types.Diagnostic]:
-    """Spans whose label's probability reaches the threshold, on the current text."""
-    return [lsp_diagnostic(s, unit, doc, codec, options) for s in doc.current_spans(options.threshold)]
-
-
-def lsp_publish_diagnostics(
+def section_diagnostics(
     doc: Document, codec: PositionCodec, options: DiagnosticOptions, unit: str
-) -> types.PublishDiagnosticsParams:
-    return types.PublishDiagnosticsParams(
-        uri=doc.uri, version=doc.version, diagnostics=lsp_diagnostics(doc, codec, options, unit)
-    )
+) -> list[dict[str, Any]]:
+    """Every section's span diagnostics on the current text, as JSON values (see the module
+    docstring for what is reused)."""
+    if doc.sections is None:
+        return []
+    out: list[dict[str, Any]] = []
+    settings = (options.threshold, options.severity, unit, str(codec.encoding))
+    cache, fresh = doc.diagnostics, {}
+    for section, start in zip(doc.sections.sections, doc.sections.char_starts):
+        if section.result is None:
+            continue
+        where = doc.text.position_at(start, codec)
+        key = (id(section.result), len(section.changes), where.line, where.character, settings)
+        hit = cache.get(section.id)
+        if hit is None or hit[0] != key:
+            spans = [section.map_span(s) if section.changes else s for s in section.result.spans
+                     if s.probabilities[s.label] >= options.threshold]
+            hit = (key, [_diagnostic_json(s.shifted(start), unit, doc, codec, options) for s in spans if s is not None])
+        fresh[section.id] = hit
+        out.extend(hit[1])
+    doc.diagnostics = fresh
+    return out
+
+
+def _diagnostic_json(span: SpanResult, unit: str, doc: Document, codec: PositionCodec, options: DiagnosticOptions) -> dict[str, Any]:
+    p = span.probabilities[span.label]
+    start, end = doc.text.position_at(span.start, codec), doc.text.position_at(span.end, codec)
+    return {
+        "range": {"start": {"line": start.line, "character": start.character},
+                  "end": {"line": end.line, "character": end.character}},
+        "message": f"{unit} reads as {span.label} ({p:.0%})",
+        "severity": int(SEVERITY[options.severity]),
+        "source": SOURCE,
+        "code": span.label,
+        "data": {"label": span.label, "probability": p, "probabilities": span.probabilities, "unit": unit},
+    }
+
+
+def lsp_publish_diagnostics(doc: Document, codec: PositionCodec, options: DiagnosticOptions, unit: str) -> dict[str, Any]:
+    """``textDocument/publishDiagnostics`` params (JSON), stamped with the current version."""
+    return {"uri": doc.uri, "version": doc.version, "diagnostics": section_diagnostics(doc, codec, options, unit)}
 
 
 def lsp_full_report(
     doc: Document | None, codec: PositionCodec, options: DiagnosticOptions, unit: str, result_id: str
 ) -> types.RelatedFullDocumentDiagnosticReport:
-    items = [] if doc is None else lsp_diagnostics(doc, codec, options, unit)
-    return types.RelatedFullDocumentDiagnosticReport(items=items, result_id=result_id)
+    """A full ``textDocument/diagnostic`` report (a request's answer: once per pull, typed)."""
+    items = [] if doc is None else section_diagnostics(doc, codec, options, unit)
+    return types.RelatedFullDocumentDiagnosticReport(
+        items=[_CONVERTER.structure(item, types.Diagnostic) for item in items], result_id=result_id
+    )
 
 
 def classification_params(uri: str, pub: Publication, spans: int) -> dict[str, Any]:

@@ -37,14 +37,18 @@ from vqlsp.text.positions import InvalidRange, LineIndex
 from vqlsp.text.tokenizer import TextTokenizer
 
 LARGE_TEXT_CHARS = 1 << 16  # longer texts are tokenized and cut off the event loop
+CONTEXT_CHARS = 4096  # markup context a section job carries from the section before it
+MARKUP_LANGUAGES = frozenset({"markdown", "restructuredtext", "latex", "tex", "git-commit"})
 
 
-def tokenize_and_cut(text: str, tokenizer: TextTokenizer, target: int) -> tuple[TokenizedDocument, list[tuple[int, int]]]:
+def tokenize_and_cut(
+    text: str, tokenizer: TextTokenizer, target: int, language: str
+) -> tuple[TokenizedDocument, list[tuple[int, int]]]:
     """A text's tokens and its sections' ``(tokens, chars)``: O(length), safe in a thread (the
     tokenizer releases the GIL while it encodes)."""
     tokens = TokenizedDocument(text, tokenizer)
     spans = tokens.spans
-    return tokens, cut_points(text, [s for s, _ in spans], [e for _, e in spans], target)
+    return tokens, cut_points(text, [s for s, _ in spans], [e for _, e in spans], target, language)
 
 
 class UnknownDocument(KeyError):
@@ -97,6 +101,7 @@ class Document:
     tokenizing: int = 0  # a long text being tokenized off the event loop: its ticket (0: none)
     untokenized: list[tuple[int, int, str]] = field(default_factory=list)  # changes meanwhile
     waiters: list[asyncio.Future] = field(default_factory=list)  # pulls / hovers awaiting results
+    diagnostics: dict[int, tuple] = field(default_factory=dict)  # per section: (key, JSON) (``diagnostics.py``)
 
     def __post_init__(self) -> None:
         self.binary = "\x00" in self.text.text
@@ -211,7 +216,7 @@ class DocumentStore:
         if len(doc.text) > LARGE_TEXT_CHARS:
             doc.tokenizing = next(self._tickets)
             return
-        self._install(doc, *tokenize_and_cut(doc.text.text, self.tokenizer, self.section_tokens))
+        self._install(doc, *tokenize_and_cut(doc.text.text, self.tokenizer, self.section_tokens, doc.language_id))
 
     def attach(self, doc: Document, ticket: int, tokens: TokenizedDocument, lengths: list[tuple[int, int]]) -> bool:
         """The tokens and cut of ``doc``'s text as it was when ``ticket`` was issued; the changes
@@ -234,7 +239,8 @@ class DocumentStore:
             return
         doc.forgotten.extend(s.id for s in doc.sections.sections)
         spans = doc.tokens.spans
-        lengths = cut_points(doc.text.text, [s for s, _ in spans], [e for _, e in spans], self.section_tokens)
+        lengths = cut_points(doc.text.text, [s for s, _ in spans], [e for _, e in spans], self.section_tokens,
+                             doc.language_id)
         doc.sections = SectionMap(lengths, doc.revision, self.section_tokens, ids=self._section_ids)
 
     # -- changes ---------------------------------------------------------------------
@@ -329,7 +335,7 @@ class DocumentStore:
         c0, c1 = sections.char_starts[k], sections.char_starts[k + 1]
         spans = tokens.spans_slice(t0, t1)
         lengths = cut_points(tokens.text_between(c0, c1), [s - c0 for s, _ in spans], [e - c0 for _, e in spans],
-                             sections.target)
+                             sections.target, doc.language_id)
         doc.forgotten.extend(sections.recut(k, lengths, doc.revision))
 
     # -- jobs ------------------------------------------------------------------------
@@ -343,9 +349,12 @@ class DocumentStore:
         c0, c1 = sections.char_starts[k], sections.char_starts[k + 1]
         spans = tokens.spans_slice(t0, t1)
         batches = sections.take(k) if take else None
+        context = ""
+        if k and doc.language_id in MARKUP_LANGUAGES:  # one section before, at most CONTEXT_CHARS
+            context = tokens.text_between(max(sections.char_starts[k - 1], c0 - CONTEXT_CHARS), c0)
         return SectionJob(
             uri=doc.uri, section=sections.sections[k].id, revision=doc.revision, ids=tuple(tokens.ids_slice(t0, t1)),
             batches=None if batches is None else tuple(batches), text=tokens.text_between(c0, c1),
             starts=tuple(s - c0 for s, _ in spans), ends=tuple(e - c0 for _, e in spans), unit=unit,
-            position_policy=position_policy,
+            position_policy=position_policy, language=doc.language_id, context=context,
         )

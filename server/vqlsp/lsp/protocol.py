@@ -30,7 +30,7 @@ if sys.version_info < (3, 11):
 from cattrs import transform_error
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams, JsonRpcInvalidRequest
-from pygls.protocol import LanguageServerProtocol
+from pygls.protocol import JsonRPCNotification, LanguageServerProtocol
 from pygls.protocol.json_rpc import RPCRequest
 from pygls.protocol.language_server import lsp_method
 
@@ -53,6 +53,12 @@ def client_pulls_diagnostics(capabilities: types.ClientCapabilities | None) -> b
 
 
 class VqlspProtocol(LanguageServerProtocol):
+    def notify_json(self, method: str, params: dict[str, Any]) -> None:
+        """A notification whose params are JSON values already: no converter pass (pygls
+        would type them as the method's params class). For payloads sent often and large:
+        a long document's span diagnostics (``diagnostics.py``)."""
+        self._send_data(JsonRPCNotification(method=method, params=params, jsonrpc="2.0"))
+
     @lsp_method(types.INITIALIZE)
     def lsp_initialize(self, params: types.InitializeParams):
         result = yield from super().lsp_initialize(params)
