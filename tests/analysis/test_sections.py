@@ -41,6 +41,22 @@ def test_cut_points_prefer_paragraphs_and_respect_the_target():
     assert [t for t, _ in cuts] == [2, 2, 3, 3, 3] and sum(c for _, c in cuts) == len(long)
 
 
+def test_cut_points_never_cut_inside_markup():
+    """A fenced code block with blank lines inside is not a place to cut a Markdown section."""
+    code = "```python\n" + "\n\n".join(f"x{i} = {i}" for i in range(12)) + "\n```"
+    text = "Intro words here, a few of them.\n\n" + code + "\n\nAfter the code comes prose again."
+    words = [(m, m + len(w)) for m, w in _words(text)]
+    starts, ends = [s for s, _ in words], [e for _, e in words]
+    fence = (text.index("```"), text.rindex("```") + 3)
+    for language in ("markdown", "plaintext"):
+        cuts, offset = cut_points(text, starts, ends, 40, language), 0  # the block fits in one section
+        inside = []
+        for _, chars in cuts[:-1]:
+            offset += chars
+            inside.append(fence[0] < offset < fence[1])
+        assert any(inside) == (language == "plaintext")  # plain text knows no fences
+
+
 def _words(text: str) -> list[tuple[int, str]]:
     import re
 

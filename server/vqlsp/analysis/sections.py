@@ -16,21 +16,25 @@ that grows past twice the target is cut again (``oversized`` tells the caller,
 who has the text). Sections are never merged for being small: a small section
 costs little.
 
-Cutting (``cut_points``) prefers paragraph starts, then sentence starts, then any
-token boundary between two characters, so every section is at most ``target``
-tokens when cut.
+Cutting (``cut_points``) prefers paragraph starts, then line starts outside markup
+(the first line of a code block, say), then sentence starts, then any token
+boundary between two characters, so every section is at most ``target`` tokens
+when cut, and a cut falls inside a code block or an environment only when one
+is longer than a section.
 """
 
 from __future__ import annotations
 
 import itertools
+import re
 from bisect import bisect_right
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate
 
 from vqlsp.engine.edits import TokenEdit
-from vqlsp.text.segments import paragraphs, sentences
+from vqlsp.text.markup import scan
+from vqlsp.text.segments import paragraph_starts, segment
 
 from .results import SectionResult, SpanResult
 
@@ -220,9 +224,13 @@ class SectionMap:
         return None
 
 
-def cut_points(text: str, starts: Sequence[int], ends: Sequence[int], target: int) -> list[tuple[int, int]]:
+def cut_points(
+    text: str, starts: Sequence[int], ends: Sequence[int], target: int, language: str = "plaintext"
+) -> list[tuple[int, int]]:
     """Cut a stretch of text with its tokens (character spans relative to ``text``) into
-    sections of at most ``target`` tokens; returns each section's ``(tokens, chars)``."""
+    sections of at most ``target`` tokens; returns each section's ``(tokens, chars)``.
+    Cuts fall where prose starts (``language``: never inside a code block, front matter, a
+    LaTeX environment or display math, unless no other cut is in reach)."""
     n = len(starts)
     if n <= target:
         return [(n, len(text))] if n else []
@@ -235,15 +243,24 @@ def cut_points(text: str, starts: Sequence[int], ends: Sequence[int], target: in
                 out.append(t)
         return out
 
-    tiers = [token_at([p.start for p in paragraphs(text)]), None]
+    def line_starts() -> list[int]:  # outside code blocks, front matter, environments
+        markup = scan(text, language)
+        return [m.end() for m in re.finditer(r"\n", text) if not markup.inside(m.end())]
+
+    # Where to cut, best first: a paragraph of prose starts; a line starts (before a code
+    # block, say); a sentence starts. Tiers are computed only when the one before fails.
+    makers = [lambda: paragraph_starts(text, language), line_starts,
+              lambda: [s.start for s in segment(text, "sentence", language)]]
+    tiers: list[list[int] | None] = [None] * len(makers)
     cuts: list[int] = []
     pos = 0
     while n - pos > target:
-        cut = _last_in(tiers[0], pos, pos + target)
-        if cut is None:
-            if tiers[1] is None:
-                tiers[1] = token_at([s.start for s in sentences(text)])
-            cut = _last_in(tiers[1], pos, pos + target)
+        cut = None
+        for i, make in enumerate(makers):
+            if tiers[i] is None:
+                tiers[i] = token_at(make())
+            if (cut := _last_in(tiers[i], pos, pos + target)) is not None:
+                break
         if cut is None:  # no sentence start in reach: any boundary between two characters
             cut = next((t for t in range(pos + target, pos, -1) if starts[t] >= ends[t - 1]), pos + target)
         cuts.append(cut)
@@ -277,3 +294,7 @@ class SectionJob:
     ends: tuple[int, ...]
     unit: str  # "sentence" | "paragraph"
     position_policy: str = "stable"
+    language: str = "plaintext"  # the document's languageId: its markup is not prose (``text.markup``)
+    # Text just before the section (marked-up documents only): where a code block, a table
+    # or a commit's diff began before the cut, so the section's own text is read as it is.
+    context: str = ""

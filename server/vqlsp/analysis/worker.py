@@ -266,7 +266,7 @@ class AnalysisWorker:
         self, job: SectionJob, analyzer: Analyzer, cost: UpdateCost, changed: int, t0: float, *,
         resynced: bool = False, settled: bool = False, notes: Sequence[str] = (), ms: float | None = None,
     ) -> SectionResult:
-        spans = token_spans([(s.start, s.end) for s in segment(job.text, job.unit)], job.starts, job.ends)
+        spans = token_spans(_segments(job), job.starts, job.ends)
         heads = analyzer.spans([(a, b) for _, _, a, b in spans])
         span_results = tuple(SpanResult(cs, ce, out.label, out.probabilities) for (cs, ce, _, _), out in zip(spans, heads))
         return SectionResult(
@@ -274,6 +274,16 @@ class AnalysisWorker:
             changed_tokens=changed, ms=ms if ms is not None else (time.perf_counter() - t0) * 1e3,
             engine=analyzer.kind, drift=analyzer.drift, settled=settled, resynced=resynced, notes=tuple(notes),
         )
+
+
+def _segments(job: SectionJob) -> list[tuple[int, int]]:
+    """The section's sentences or paragraphs, read with the text before it as context (a
+    span that starts there belongs to the section before)."""
+    if not job.context:
+        return [(s.start, s.end) for s in segment(job.text, job.unit, job.language)]
+    skip = len(job.context)
+    found = segment(job.context + job.text, job.unit, job.language)
+    return [(s.start - skip, s.end - skip) for s in found if s.start >= skip]
 
 
 def _edits(ids: tuple[int, ...], batches: Sequence[Sequence[TokenEdit]]) -> list[TokenEdit] | None:
