@@ -29,6 +29,7 @@ import asyncio
 import hashlib
 import logging
 import os
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import PurePosixPath
@@ -55,6 +56,7 @@ RESULT_WAIT_S = 60.0  # how long a pull / hover waits for the current version's 
 HOVER_WAIT_S = 2.0
 BUILD_CHUNK_TOKENS = 32  # tokens per background build job: what a keystroke may wait behind
 BUILD_PUBLISH_S = 0.5  # while building, publish at most this often (and when done)
+DIAGNOSTICS_SPACING = 4.0  # diagnostics pushes of a document at most every 4x what one costs
 HASH_LIMIT_CHARS = 1 << 20  # textHash is sent for texts up to this size (hashing is O(length))
 CHECK_TOKENS = os.environ.get("VQLSP_CHECK_TOKENS") == "1"
 
@@ -445,12 +447,33 @@ class VqlspServer(LanguageServer):
         self.wake(doc)
 
     def publish_diagnostics(self, doc: Document) -> None:
-        if not self.pull and doc.last is not None:
-            params = lsp_publish_diagnostics(doc, self.store.codec, self.options.diagnostics, self.unit())
-            self.protocol.notify_json(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS, params)
+        """Push ``doc``'s span diagnostics, or soon: LSP sends all of a document's diagnostics
+        each time, which for a long document (thousands of sentences) costs far more than its
+        label. Pushes are spaced by ``DIAGNOSTICS_SPACING`` x what the last one cost, so they
+        take at most a fifth of the event loop; the one sent when the wait ends is the latest."""
+        if self.pull or doc.last is None or doc.diagnostics_timer is not None:
+            return
+        loop = asyncio.get_running_loop()
+        wait = doc.diagnostics_next - loop.time()
+        if wait > 0:
+            doc.diagnostics_timer = loop.call_later(wait, self._push_diagnostics, doc)
+        else:
+            self._push_diagnostics(doc)
+
+    def _push_diagnostics(self, doc: Document) -> None:
+        doc.diagnostics_timer = None
+        if self.pull or doc.last is None or self.store.documents.get(doc.uri) is not doc:
+            return  # cleared or closed meanwhile
+        started = time.perf_counter()
+        params = lsp_publish_diagnostics(doc, self.store.codec, self.options.diagnostics, self.unit())
+        self.protocol.notify_json(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS, params)
+        doc.diagnostics_next = asyncio.get_running_loop().time() + DIAGNOSTICS_SPACING * (time.perf_counter() - started)
 
     def clear(self, doc: Document, *, closed: bool = False) -> None:
         """No results for ``doc`` (closed, not analysed, desynced): clear what the client shows."""
+        if doc.diagnostics_timer is not None:
+            doc.diagnostics_timer.cancel()
+            doc.diagnostics_timer = None
         had = doc.last is not None or closed
         doc.last = None
         if had and not self.pull:

@@ -102,6 +102,8 @@ class Document:
     untokenized: list[tuple[int, int, str]] = field(default_factory=list)  # changes meanwhile
     waiters: list[asyncio.Future] = field(default_factory=list)  # pulls / hovers awaiting results
     diagnostics: dict[int, tuple] = field(default_factory=dict)  # per section: (key, JSON) (``diagnostics.py``)
+    diagnostics_timer: asyncio.TimerHandle | None = None  # a push waiting for its turn (``core``)
+    diagnostics_next: float = 0.0  # loop time before which the next push waits
 
     def __post_init__(self) -> None:
         self.binary = "\x00" in self.text.text
