@@ -63,6 +63,9 @@ class SectionResult:
     settled: bool = False  # the state was rebuilt on exact position ids (a settle)
     resynced: bool = False  # the cached state did not match the tokens and was rebuilt
     notes: tuple[str, ...] = ()
+    # The document head pooled over every section after this job, when the caller asked for
+    # it (the last job of an update: no second trip through the job queue to publish).
+    label: HeadOutput | None = None
 
 
 @dataclass(frozen=True)

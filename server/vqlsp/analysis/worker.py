@@ -21,6 +21,7 @@ Two kinds of job:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from bisect import bisect_left, bisect_right
@@ -117,7 +118,9 @@ class AnalysisWorker:
 
     # -- the keystroke path ------------------------------------------------------------
 
-    def update(self, job: SectionJob) -> SectionResult:
+    def update(self, job: SectionJob, *, label_last: int | None = None) -> SectionResult:
+        """``label_last``: also pool the document label (``document``) once the section is up
+        to date, with this section id as the document's last."""
         t0 = time.perf_counter()
         state = self._section(job.uri, job.section)
         state.build = None  # the section changed: a build towards its old tokens is moot
@@ -147,7 +150,10 @@ class AnalysisWorker:
                 analyzer, cost = open_analyzer(self.model, job.ids, job.position_policy, dense=self.dense)
                 changed = len(job.ids)
         self._install(job, state, analyzer, notes)
-        return self._result(job, analyzer, cost, changed, t0, resynced=resynced, notes=notes)
+        result = self._result(job, analyzer, cost, changed, t0, resynced=resynced, notes=notes)
+        if label_last is not None:
+            result = dataclasses.replace(result, label=self.document(job.uri, label_last))
+        return result
 
     # -- background work, a chunk at a time --------------------------------------------
 
