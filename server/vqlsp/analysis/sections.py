@@ -77,6 +77,16 @@ class Section:
         self.result = result
         self.changes = [c for c in self.changes if c.revision > result.revision]
 
+    def current_spans(self, threshold: float = 0.0) -> list[SpanResult]:
+        """``result``'s spans at or above ``threshold`` on the current text (relative to this
+        section): mapped through later changes, those a change touched left out."""
+        if self.result is None:
+            return []
+        spans = [s for s in self.result.spans if s.probabilities[s.label] >= threshold]
+        if not self.changes:
+            return spans
+        return [moved for s in spans if (moved := self.map_span(s)) is not None]
+
     def map_span(self, span: SpanResult) -> SpanResult | None:
         """``span`` (relative to this section, of ``result``'s text) on the current text; None
         if a later change touched it."""
@@ -125,9 +135,6 @@ class SectionMap:
     def _at(self, starts: list[int], where: int) -> int:
         """The section holding ``where`` (a position at the very end: the last section)."""
         return min(max(bisect_right(starts, where) - 1, 0), len(self.sections) - 1)
-
-    def index_of_char(self, offset: int) -> int:
-        return self._at(self.char_starts, offset)
 
     # -- changes -----------------------------------------------------------------------
 

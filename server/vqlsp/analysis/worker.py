@@ -189,10 +189,6 @@ class AnalysisWorker:
         result = self._result(job, analyzer, cost, changed, t0, settled=settle, ms=build.ms)
         return BuildProgress(job.section, len(job.ids), result)
 
-    def drift(self, uri: str, section: int) -> int:
-        state = self.documents.get(uri, _Document()).sections.get(section)
-        return 0 if state is None or state.analyzer is None else state.analyzer.drift
-
     # -- the document ------------------------------------------------------------------
 
     def document(self, uri: str, last: int | None) -> HeadOutput | None:
@@ -223,10 +219,6 @@ class AnalysisWorker:
         doc = self.documents.pop(uri, None)
         for section in doc.sections if doc else ():
             self.budget.forget((uri, section))
-
-    def drop_all(self) -> None:
-        for uri in list(self.documents):
-            self.drop(uri)
 
     # -- memory ------------------------------------------------------------------------
 

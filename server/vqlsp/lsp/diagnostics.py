@@ -56,9 +56,8 @@ def section_diagnostics(
         key = (id(section.result), len(section.changes), where.line, where.character, settings)
         hit = cache.get(section.id)
         if hit is None or hit[0] != key:
-            spans = [section.map_span(s) if section.changes else s for s in section.result.spans
-                     if s.probabilities[s.label] >= options.threshold]
-            hit = (key, [_diagnostic_json(s.shifted(start), unit, doc, codec, options) for s in spans if s is not None])
+            spans = section.current_spans(options.threshold)
+            hit = (key, [_diagnostic_json(s.shifted(start), unit, doc, codec, options) for s in spans])
         fresh[section.id] = hit
         out.extend(hit[1])
     doc.diagnostics = fresh

@@ -47,8 +47,13 @@ def tokenize_and_cut(
     """A text's tokens and its sections' ``(tokens, chars)``: O(length), safe in a thread (the
     tokenizer releases the GIL while it encodes)."""
     tokens = TokenizedDocument(text, tokenizer)
+    return tokens, cut_document(text, tokens, target, language)
+
+
+def cut_document(text: str, tokens: TokenizedDocument, target: int, language: str) -> list[tuple[int, int]]:
+    """The sections' ``(tokens, chars)`` of a whole tokenized text (O(length))."""
     spans = tokens.spans
-    return tokens, cut_points(text, [s for s, _ in spans], [e for _, e in spans], target, language)
+    return cut_points(text, [s for s, _ in spans], [e for _, e in spans], target, language)
 
 
 class UnknownDocument(KeyError):
@@ -125,20 +130,10 @@ class Document:
         """Every section's span labels at or above ``threshold``, in the current text's
         code-point offsets: results computed before a later change are mapped through it,
         and dropped where it touched them (never a range on the wrong text)."""
-        out: list[SpanResult] = []
         if self.sections is None:
-            return out
-        for section, start in zip(self.sections.sections, self.sections.char_starts):
-            if section.result is None:
-                continue
-            mapped = bool(section.changes)
-            for span in section.result.spans:
-                if span.probabilities[span.label] < threshold:
-                    continue
-                moved = section.map_span(span) if mapped else span
-                if moved is not None:
-                    out.append(moved.shifted(start))
-        return out
+            return []
+        return [span.shifted(start) for section, start in zip(self.sections.sections, self.sections.char_starts)
+                for span in section.current_spans(threshold)]
 
 
 @dataclass(frozen=True)
@@ -240,10 +235,7 @@ class DocumentStore:
         if doc.tokens is None:
             return
         doc.forgotten.extend(s.id for s in doc.sections.sections)
-        spans = doc.tokens.spans
-        lengths = cut_points(doc.text.text, [s for s, _ in spans], [e for _, e in spans], self.section_tokens,
-                             doc.language_id)
-        doc.sections = SectionMap(lengths, doc.revision, self.section_tokens, ids=self._section_ids)
+        self._install(doc, doc.tokens, cut_document(doc.text.text, doc.tokens, self.section_tokens, doc.language_id))
 
     # -- changes ---------------------------------------------------------------------
 
