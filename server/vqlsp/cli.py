@@ -109,7 +109,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         level=getattr(logging, args.log_level.upper()), filename=args.log_file,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    serve(args.tcp, dense=args.dense, threads=args.threads)
+    serve(args.tcp, dense=args.dense, threads=args.threads, loop_lag=args.loop_lag)
     return 0
 
 
@@ -145,6 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
     p.add_argument("--log-file", help="log here instead of stderr")
     p.add_argument("--threads", type=int, help="torch threads for inference (default: $VQLSP_THREADS, else 1)")
+    p.add_argument("--loop-lag", action="store_true",
+                   help="measure how late the event loop wakes up (vqlsp.documentStats: loopLag); for benchmarks")
     p.add_argument("--dense", action="store_true", help=argparse.SUPPRESS)  # benchmark baseline
     p.set_defaults(run=cmd_serve)
 

@@ -11,6 +11,7 @@ command are listed in ``vqlsp.lsp``'s docstring.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 from typing import Any
@@ -26,12 +27,15 @@ from .diagnostics import document_stats, lsp_full_report
 from .documents import UnknownDocument
 from .hover import lsp_hover, span_at
 from .jobs import FOREGROUND
+from .loop_lag import LoopLagMeter
 from .options import settings_payload
 from .protocol import client_pulls_diagnostics
 
 
-def build_server(*, dense: bool = False) -> VqlspServer:
+def build_server(*, dense: bool = False, loop_lag: bool = False) -> VqlspServer:
     server = VqlspServer(dense=dense)
+    meter = LoopLagMeter() if loop_lag else None
+    tasks: set[asyncio.Task] = set()  # the loop keeps only weak references to tasks
 
     @server.feature(types.INITIALIZE)
     def initialize(ls: VqlspServer, params: types.InitializeParams) -> None:
@@ -42,6 +46,8 @@ def build_server(*, dense: bool = False) -> VqlspServer:
 
     @server.feature(types.INITIALIZED)
     async def initialized(ls: VqlspServer, params: types.InitializedParams) -> None:
+        if meter is not None and not tasks:
+            tasks.add(asyncio.get_running_loop().create_task(meter.run()))
         await ls.pull_configuration()
         if ls.model_state == "not loaded":
             ls.start_loading()
@@ -147,13 +153,16 @@ def build_server(*, dense: bool = False) -> VqlspServer:
         out.update(model=ls.model_labels, modelState=ls.model_state, updatesStarted=ls.scheduler.started,
                    settlesStarted=ls.settles, resultsDropped=ls.dropped,
                    positionEncoding=str(ls.store.codec.encoding), pullDiagnostics=ls.pull)
+        if meter is not None:
+            out["loopLag"] = meter.report()
         return out
 
     return server
 
 
 def serve(
-    tcp: str | None = None, *, dense: bool = False, threads: int | None = None, max_message_bytes: int | None = None
+    tcp: str | None = None, *, dense: bool = False, threads: int | None = None, max_message_bytes: int | None = None,
+    loop_lag: bool = False,
 ) -> None:
     """Run the server over stdio, or over TCP at ``HOST:PORT``.
 
@@ -169,6 +178,9 @@ def serve(
     ``max_message_bytes``: the largest ``Content-Length`` accepted (default
     ``$VQLSP_MAX_MESSAGE_BYTES``, else 64 MiB); a larger message is answered
     with an error and skipped without being read into memory (``framing``).
+
+    ``loop_lag``: measure how late the event loop wakes up (``loop_lag``), reported
+    by ``vqlsp.documentStats`` as ``loopLag``; for benchmarks.
     """
     import torch
 
@@ -177,7 +189,7 @@ def serve(
     torch.set_num_threads(threads or int(os.environ.get("VQLSP_THREADS", "0") or 0) or 1)
     limit = max_message_bytes or int(os.environ.get("VQLSP_MAX_MESSAGE_BYTES", "0") or 0)
     limit = limit or framing.DEFAULT_MAX_MESSAGE_BYTES
-    server = build_server(dense=dense)
+    server = build_server(dense=dense, loop_lag=loop_lag)
     try:
         if tcp:
             host, _, port = tcp.rpartition(":")
