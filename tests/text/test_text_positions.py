@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from lsprotocol.types import Position, PositionEncodingKind, Range
 from pygls.workspace.position_codec import PositionCodec
 
-from vqlsp.text.positions import InvalidRange, LineIndex
+from vqlsp.text.positions import InvalidRange, LineIndex, code_units, column_at
 
 from .strategies import texts
 
@@ -148,3 +148,27 @@ def test_positions_around_a_character_are_kept(kind):
         assert index.offset_at(index.position_at(offset, codec), codec) == offset
     # Past the end of the line is still its end, however many units past.
     assert index.offset_at(Position(line=0, character=99), codec) == 4
+
+
+@pytest.mark.parametrize("kind", ENCODINGS)
+@settings(max_examples=200, deadline=None)
+@given(line=st.text(alphabet=st.characters(exclude_categories=(), exclude_characters="\r\n"), max_size=30),
+       data=st.data())
+def test_counting_in_c_agrees_with_pyglss_codec(kind, line, data):
+    """``code_units`` / ``column_at`` (the line encoded in C) against pygls's per-character
+    loop, on any code points: astral ones, lone surrogates, multi-byte UTF-8."""
+    codec = PositionCodec(kind)
+    assert code_units(line, codec) == codec.client_num_units(line)
+    units = data.draw(st.integers(0, code_units(line, codec)))
+    expected = codec.position_from_client_units([line], Position(line=0, character=units)).character
+    assert column_at(line, units, codec) == expected
+
+
+@pytest.mark.parametrize("kind", ENCODINGS)
+def test_two_lone_halves_side_by_side_stay_two_code_points(kind):
+    codec = PositionCodec(kind)
+    for line in ("a\ud83d\ude00b", "\ud83d\ude00", "x\U0001f600\ud83dy"):
+        assert code_units(line, codec) == codec.client_num_units(line)
+        for units in range(code_units(line, codec) + 1):
+            expected = codec.position_from_client_units([line], Position(line=0, character=units)).character
+            assert column_at(line, units, codec) == expected, (line, units)

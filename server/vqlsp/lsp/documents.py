@@ -33,7 +33,7 @@ from pygls.workspace.position_codec import PositionCodec
 from vqlsp.analysis.results import HeadOutput, SpanResult, UpdateCost
 from vqlsp.analysis.sections import DEFAULT_TARGET, SectionJob, SectionMap, cut_points
 from vqlsp.text.document import InvalidChange, TokenizedDocument, changed_range
-from vqlsp.text.positions import InvalidRange, LineIndex
+from vqlsp.text.positions import InvalidRange, LineIndex, code_units
 from vqlsp.text.tokenizer import TextTokenizer
 
 LARGE_TEXT_CHARS = 1 << 16  # longer texts are tokenized and cut off the event loop
@@ -287,7 +287,7 @@ class DocumentStore:
             if pos.line >= doc.text.line_count and not (pos.line == doc.text.line_count and pos.character == 0):
                 issues.append(f"line {pos.line} is past the last line ({doc.text.line_count - 1})")
             elif pos.line < doc.text.line_count:
-                width = self.codec.client_num_units(doc.text.line_text(pos.line))
+                width = code_units(doc.text.line_text(pos.line), self.codec)
                 if pos.character > width:
                     issues.append(f"character {pos.character} is past the end of line {pos.line} ({width})")
         if issues:

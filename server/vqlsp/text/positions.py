@@ -15,8 +15,11 @@ spec where pygls's own ``TextDocument`` does not:
   of an emoji, inside a UTF-8 multi-byte sequence) is refused with ``InvalidRange``:
   rounding it would silently make the server's text differ from the client's.
 
-The codec is given lines *without* their terminators and characters already
-clamped, so none of its own clamping paths run.
+pygls's ``PositionCodec`` says which encoding was negotiated; the counting is
+done here (``code_units``, ``column_at``) by encoding the line in C instead of
+pygls's loop over characters in Python, which cost ~3 ms a position on a
+1,000-character line and made a replace-all of 658 changes hold the event loop
+for 2.2 s. Both give the same answers (tested against the codec).
 
 The text is kept in chunks of whole lines (``CHUNK_CHARS`` each, more if one
 line is longer), each with its line starts relative to itself, as ``store``
@@ -30,11 +33,11 @@ someone reads ``text`` (and kept until the next change).
 from __future__ import annotations
 
 import re
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from itertools import accumulate
 
 from lsprotocol import types
-from pygls.workspace.position_codec import PositionCodec, ServerTextPosition
+from pygls.workspace.position_codec import PositionCodec
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
@@ -47,6 +50,37 @@ CHUNK_CHARS = 4096
 
 class InvalidRange(ValueError):
     """An LSP range whose end comes before its start, or a position inside a character."""
+
+
+_UNIT_BYTES = {  # the negotiated encoding -> (codec for str.encode, bytes per code unit)
+    types.PositionEncodingKind.Utf8: ("utf-8", 1),
+    types.PositionEncodingKind.Utf16: ("utf-16-le", 2),
+    types.PositionEncodingKind.Utf32: ("utf-32-le", 4),
+}
+
+
+def _unit_bytes(codec: PositionCodec) -> tuple[str, int]:
+    return _UNIT_BYTES.get(codec.encoding, _UNIT_BYTES[types.PositionEncodingKind.Utf16])  # as pygls defaults
+
+
+def code_units(text: str, codec: PositionCodec) -> int:
+    """How many of the client's code units ``text`` takes (lone surrogates count as one)."""
+    if text.isascii():
+        return len(text)
+    name, size = _unit_bytes(codec)
+    return len(text.encode(name, "surrogatepass")) // size
+
+
+def column_at(line: str, units: int, codec: PositionCodec) -> int:
+    """The code-point column ``units`` client code units into ``line`` (0 <= units <=
+    ``code_units(line)``); a unit inside a character rounds up to after it.
+
+    A binary search over prefixes (each counted in C) rather than decoding the
+    prefix's bytes: two lone surrogate halves side by side are two code points
+    here, but their bytes would decode to one."""
+    if line.isascii():
+        return units
+    return bisect_left(range(len(line) + 1), units, key=lambda column: code_units(line[:column], codec))
 
 
 class LineIndex:
@@ -98,13 +132,11 @@ class LineIndex:
             return self._chunk_char[-1]
         k, start, stop = self._line_span(position.line)
         line = self._chunks[k][start:stop].rstrip("\r\n")
-        character = max(min(position.character, codec.client_num_units(line)), 0)
-        column = codec.position_from_client_units(
-            [line], types.Position(line=0, character=character)
-        ).character
-        # The codec rounds a unit inside a character up to after it; the client
-        # meant something this text does not have. (ASCII has one unit a character.)
-        if not line.isascii() and codec.client_num_units(line[:column]) != character:
+        character = max(min(position.character, code_units(line, codec)), 0)
+        column = column_at(line, character, codec)
+        # A unit inside a character rounds up to after it; the client meant something
+        # this text does not have. (ASCII has one unit a character.)
+        if not line.isascii() and code_units(line[:column], codec) != character:
             units = getattr(codec.encoding, "value", codec.encoding)
             raise InvalidRange(
                 f"line {position.line}, character {character} falls inside "
@@ -123,8 +155,7 @@ class LineIndex:
         line = self._chunk_line[k] + local
         text = self.line_text(line)
         column = min(offset - self._chunk_char[k] - self._starts[k][local], len(text))
-        client = codec.position_to_client_units([text], ServerTextPosition(0, column))
-        return types.Position(line=line, character=client.character)
+        return types.Position(line=line, character=code_units(text[:column], codec))
 
     def offsets_of(self, range: types.Range, codec: PositionCodec) -> tuple[int, int]:
         """``(start, end)`` code-point offsets of an LSP range; ``InvalidRange`` if reversed
