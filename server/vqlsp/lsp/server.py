@@ -21,13 +21,16 @@ from pygls.workspace.position_codec import PositionCodec
 
 from vqlsp.text.positions import InvalidRange
 
+from .actions import IGNORE_IN_WORKSPACE_COMMAND, code_actions, command_arguments
 from .core import HOVER_WAIT_S, RESULT_WAIT_S, STATS_COMMAND, VqlspServer, short_name
 from .diagnostics import document_stats, lsp_full_report
 from .documents import UnknownDocument
 from .hover import lsp_hover, span_at
+from .ignore_file import IgnoreFileError
 from .jobs import FOREGROUND
 from .options import settings_payload
 from .protocol import client_pulls_diagnostics
+from .scope import uri_path
 
 
 def build_server(*, dense: bool = False) -> VqlspServer:
@@ -38,6 +41,10 @@ def build_server(*, dense: bool = False) -> VqlspServer:
         ls.store.codec = PositionCodec(ls.workspace.position_encoding)
         ls.pull = client_pulls_diagnostics(params.capabilities)
         ls.init_settings = params.initialization_options
+        folders = [f.uri for f in params.workspace_folders or []] or [params.root_uri or ""]
+        ls.folders = [p for p in map(uri_path, folders) if p is not None]
+        for problem in ls.ignores.load(ls.folders):
+            ls.show_once(problem)
         ls.apply_settings(None, act=False)
 
     @server.feature(types.INITIALIZED)
@@ -86,6 +93,8 @@ def build_server(*, dense: bool = False) -> VqlspServer:
         if report.resynced_now:
             ls.log_message(f"{short_name(uri)}: whole text received; back in sync", types.MessageType.Info)
             ls.opened(report.document)
+        elif report.retokenized:  # crossed maxFileLength
+            ls.opened(report.document)
         ls.request_update(report.document, typed=True)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
@@ -111,7 +120,8 @@ def build_server(*, dense: bool = False) -> VqlspServer:
         result_id = f"{doc.revision}.{doc.published}.{ls.config_generation}" if current else f"{doc.revision}.none"
         if params.previous_result_id == result_id:
             return types.RelatedUnchangedDocumentDiagnosticReport(result_id=result_id)
-        return lsp_full_report(doc if current else None, ls.store.codec, ls.options.diagnostics, ls.unit(), result_id)
+        return lsp_full_report(doc if current else None, ls.store.codec, ls.options.diagnostics, ls.unit(), result_id,
+                               ls.silence(doc))
 
     @server.feature(types.TEXT_DOCUMENT_HOVER)
     async def hover(ls: VqlspServer, params: types.HoverParams):
@@ -129,7 +139,44 @@ def build_server(*, dense: bool = False) -> VqlspServer:
         except InvalidRange:  # inside a character (between the halves of a surrogate pair)
             offset = None
         span = span_at(doc.current_spans(), offset) if offset is not None else None
-        return lsp_hover(publication, span, ls.unit(), stale=current is None)
+        return lsp_hover(publication, span, ls.unit(), stale=current is None,
+                         options=ls.options.diagnostics, silence=ls.silence(doc))
+
+    @server.feature(
+        types.TEXT_DOCUMENT_CODE_ACTION,
+        types.CodeActionOptions(code_action_kinds=[types.CodeActionKind.QuickFix]),
+    )
+    def code_action(ls: VqlspServer, params: types.CodeActionParams) -> list[types.CodeAction] | None:
+        uri = params.text_document.uri
+        if uri not in ls.store:
+            ls.log_message(f"code actions: document {uri} is not open", types.MessageType.Warning)
+            return None
+        doc = ls.store.get(uri)
+        if doc.desynced is not None:
+            return None  # its text may not be the client's: an edit could land on the wrong text
+        in_workspace = ls.ignores.folder_of(uri_path(uri)) is not None
+        versioned = bool(ls.capability("workspace.workspace_edit.document_changes"))
+        return code_actions(doc, ls.store.codec, params.context.diagnostics, unit=ls.unit(),
+                            in_workspace=in_workspace, versioned=versioned)
+
+    @server.command(IGNORE_IN_WORKSPACE_COMMAND)
+    def ignore_label_in_workspace(ls: VqlspServer, *args: Any) -> dict:
+        try:
+            label, uri = command_arguments(args)
+        except ValueError as exc:
+            raise JsonRpcInvalidParams(str(exc)) from None
+        folder = ls.ignores.folder_of(uri_path(uri))
+        if folder is None:
+            raise JsonRpcInvalidParams(f"{uri} is not inside a workspace folder")
+        try:
+            path = ls.ignores.add(folder, label)
+        except (IgnoreFileError, OSError) as exc:
+            ls.show_once(f"cannot ignore {label!r} in the workspace: {exc}", types.MessageType.Error)
+            return {"ignored": False}
+        ls.log_message(f"{label!r} ignored in the workspace ({path})")
+        ls.config_generation += 1
+        ls.republish_all()
+        return {"ignored": True, "file": str(path)}
 
     @server.command(STATS_COMMAND)
     async def document_stats_command(ls: VqlspServer, *args: Any) -> dict:
