@@ -213,3 +213,23 @@ async def test_exclude_patterns_and_max_file_length(editor: Editor, tiny_model_d
     assert sum("maxFileLength" in m.message for m in editor.client.messages) == 1
     assert not any(c["uri"] == draft for c in editor.client.classifications)
     assert not any(p.uri == draft and p.diagnostics for p in editor.client.published)
+
+
+async def test_several_diagnostics_in_one_request_name_their_sentences(editor: Editor, tiny_model_dir, tmp_path):
+    # What Neovim sends: every diagnostic of the cursor's line.
+    await start(editor, tmp_path, {"model": str(tiny_model_dir)})
+    uri = from_fs_path(str(tmp_path / "notes.md"))
+    editor.open(uri, PROSE, language_id="markdown")
+    first_line = [d for d in await settled_diagnostics(editor, uri) if d.range.start.line == 0]
+    assert len(first_line) == 2
+    read_code_actions(editor)
+    actions = await editor.client.text_document_code_action_async(types.CodeActionParams(
+        text_document=types.TextDocumentIdentifier(uri=uri), range=first_line[0].range,
+        context=types.CodeActionContext(diagnostics=first_line)))
+    assert [a.title for a in actions] == [
+        "Ignore this sentence (vqlsp): \u201cThe committee met on Tuesday.\u201d",
+        "Ignore this sentence (vqlsp): \u201cIt approved the budget for next\u2026\u201d",
+        "Ignore 'formal' in this file (vqlsp)",
+        "Ignore 'formal' in the workspace (.vqlsp.json) (vqlsp)",
+    ]
+    assert [len(a.diagnostics) for a in actions] == [1, 1, 2, 2]

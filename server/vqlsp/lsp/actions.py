@@ -42,17 +42,21 @@ def code_actions(
     per label)."""
     actions: list[types.CodeAction] = []
     labels: dict[str, list[types.Diagnostic]] = {}
+    for d in diagnostics:
+        if (label := diagnostic_label(d)) is not None:
+            labels.setdefault(label, []).append(d)
+    if not labels:  # (clients ask on every cursor move: no text is joined for nothing)
+        return actions
     text = doc.text.text
     block = syntax(doc.language_id).block
-    for d in diagnostics:
-        label = diagnostic_label(d)
-        if label is None:
-            continue
-        labels.setdefault(label, []).append(d)
+    several = sum(map(len, labels.values())) > 1  # (Neovim sends every diagnostic of the line)
+    for d in (d for found in labels.values() for d in found):
         start, end = doc.text.offsets_of(d.range, codec)
         edit = insert_sentence_ignore(text, start, end, doc.language_id)
-        what = "paragraph" if block else unit
-        actions.append(_action(f"Ignore this {what} (vqlsp)", [d], _edit(doc, codec, edit, versioned)))
+        title = f"Ignore this {'paragraph' if block else unit} (vqlsp)"
+        if several:  # which one
+            title += f": {_excerpt(text[start:end])}"
+        actions.append(_action(title, [d], _edit(doc, codec, edit, versioned)))
     for label, found in labels.items():
         edit = insert_label_ignore(text, label, doc.language_id)
         actions.append(_action(f"Ignore '{label}' in this file (vqlsp)", found, _edit(doc, codec, edit, versioned)))
@@ -64,6 +68,12 @@ def code_actions(
                                       arguments=[label, doc.uri]),
             ))
     return actions
+
+
+def _excerpt(span: str, limit: int = 32) -> str:
+    words = " ".join(span.split())
+    short = words if len(words) <= limit else words[:limit].rstrip() + "\u2026"
+    return f"\u201c{short}\u201d"
 
 
 def _action(title: str, diagnostics: list[types.Diagnostic], edit: types.WorkspaceEdit) -> types.CodeAction:
