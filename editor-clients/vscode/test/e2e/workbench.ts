@@ -33,6 +33,9 @@ export function parseProblem(label: string): Problem | undefined {
   return { label, message, source, line: Number(line), column: Number(column) };
 }
 
+/** How long a click on a quick-input row gets to close the widget before it is clicked again. */
+const RETRY_MS = 5_000;
+
 export class Workbench {
   private constructor(readonly page: Page) {}
 
@@ -64,8 +67,23 @@ export class Workbench {
     await input.waitFor({ timeout: TIMEOUT_MS });
     await this.page.keyboard.type(text);
     await row.waitFor({ timeout: TIMEOUT_MS });
-    await row.click();
-    await this.page.locator('.quick-input-widget').waitFor({ state: 'hidden', timeout: TIMEOUT_MS });
+    const widget = this.page.locator('.quick-input-widget');
+    // A click that lands while the list re-renders (its "recently opened" entries re-sorted)
+    // is lost, and the widget stays open (seen on a loaded machine): click the row again.
+    for (let attempt = 1; ; attempt++) {
+      if (attempt > 1 && !(await widget.isVisible())) {
+        return; // the last click did it, only slowly
+      }
+      await row.click({ timeout: attempt < 3 ? RETRY_MS : TIMEOUT_MS }).catch(() => undefined);
+      try {
+        await widget.waitFor({ state: 'hidden', timeout: attempt < 3 ? RETRY_MS : TIMEOUT_MS });
+        return;
+      } catch (error) {
+        if (attempt >= 3) {
+          throw error;
+        }
+      }
+    }
   }
 
   /** The text editor of the active tab. */
