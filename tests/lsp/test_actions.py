@@ -145,7 +145,13 @@ async def test_ignore_a_label_in_the_workspace_survives_a_restart(editor: Editor
     assert len(await actions_for(editor, outside, diagnostics[0])) == 2
 
 
-async def test_workspace_ignores_are_read_at_start_up(editor: Editor, tiny_model_dir, tmp_path):
+async def test_workspace_ignores_are_read_at_start_up_and_when_the_file_changes(editor: Editor, tiny_model_dir, tmp_path):
+    registered = []
+
+    @editor.client.feature(types.CLIENT_REGISTER_CAPABILITY)
+    def register(params: types.RegistrationParams) -> None:
+        registered.extend(params.registrations)
+
     (tmp_path / ".vqlsp.json").write_text('{"ignoreLabels": ["casual", "formal"], "other": 1}')
     await start(editor, tmp_path, {"model": str(tiny_model_dir)})
     uri = from_fs_path(str(tmp_path / "notes.md"))
@@ -154,6 +160,17 @@ async def test_workspace_ignores_are_read_at_start_up(editor: Editor, tiny_model
     hover = await editor.client.text_document_hover_async(types.HoverParams(
         text_document=types.TextDocumentIdentifier(uri=uri), position=types.Position(line=0, character=3)))
     assert "label ignored in the workspace (.vqlsp.json)" in hover.contents.value
+
+    # The server asked to hear of .vqlsp.json; edited by hand, it is read again.
+    [registration] = registered
+    assert registration.method == "workspace/didChangeWatchedFiles"
+    assert [w["globPattern"] for w in registration.register_options["watchers"]] == ["**/.vqlsp.json"]
+    (tmp_path / ".vqlsp.json").write_text('{"ignoreLabels": []}')
+    published = len(editor.client.published)
+    editor.client.workspace_did_change_watched_files(types.DidChangeWatchedFilesParams(changes=[types.FileEvent(
+        uri=from_fs_path(str(tmp_path / ".vqlsp.json")), type=types.FileChangeType.Changed)]))
+    await editor.until(lambda: len(editor.client.published) > published or None)
+    assert len(editor.client.published[-1].diagnostics) == 5
 
 
 async def test_a_broken_ignore_file_is_reported_once(editor: Editor, tiny_model_dir, tmp_path):

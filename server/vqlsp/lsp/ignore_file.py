@@ -4,8 +4,9 @@
 label, or ``head/label`` for one span head's) get no diagnostics in any file of that folder.
 It is a file rather than an editor setting so that it survives restarts, works the same in
 every client, and can be committed with the project. The server reads it at start-up and
-writes it when the code action "ignore this label in the workspace" runs; other keys in it
-are kept.
+when the client reports a change to it (``workspace/didChangeWatchedFiles``, registered
+where the client allows), and writes it when the code action "ignore this label in the
+workspace" runs; other keys in it are kept.
 """
 
 from __future__ import annotations

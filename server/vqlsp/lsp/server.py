@@ -26,7 +26,7 @@ from .core import HOVER_WAIT_S, RESULT_WAIT_S, STATS_COMMAND, VqlspServer, short
 from .diagnostics import document_stats, lsp_full_report
 from .documents import UnknownDocument
 from .hover import lsp_hover, span_at
-from .ignore_file import IgnoreFileError
+from .ignore_file import IGNORE_FILE, IgnoreFileError
 from .jobs import FOREGROUND
 from .options import settings_payload
 from .protocol import client_pulls_diagnostics
@@ -52,6 +52,16 @@ def build_server(*, dense: bool = False) -> VqlspServer:
         await ls.pull_configuration()
         if ls.model_state == "not loaded":
             ls.start_loading()
+        await _watch_ignore_files(ls)
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
+    def did_change_watched_files(ls: VqlspServer, params: types.DidChangeWatchedFilesParams) -> None:
+        if any(c.uri.rstrip("/").endswith("/" + IGNORE_FILE) for c in params.changes):
+            for problem in ls.ignores.load(ls.folders):
+                ls.show_once(problem)
+            ls.log_message(f"{IGNORE_FILE} changed: labels ignored in the workspace re-read")
+            ls.config_generation += 1
+            ls.republish_all()
 
     @server.feature(types.SHUTDOWN)
     def shutdown(ls: VqlspServer, params: None) -> None:
@@ -197,6 +207,20 @@ def build_server(*, dense: bool = False) -> VqlspServer:
         return out
 
     return server
+
+
+async def _watch_ignore_files(ls: VqlspServer) -> None:
+    """Asks the client to report changes to ``.vqlsp.json`` (edits by hand), where it can."""
+    if not ls.folders or not ls.capability("workspace.did_change_watched_files.dynamic_registration"):
+        return
+    options = types.DidChangeWatchedFilesRegistrationOptions(
+        watchers=[types.FileSystemWatcher(glob_pattern=f"**/{IGNORE_FILE}")])
+    registration = types.Registration(id="vqlsp-ignore-file", method=types.WORKSPACE_DID_CHANGE_WATCHED_FILES,
+                                      register_options=options)
+    try:
+        await ls.client_register_capability_async(types.RegistrationParams(registrations=[registration]))
+    except Exception as exc:  # the client's answer is outside our control: no watching, that is all
+        ls.log_message(f"cannot watch {IGNORE_FILE}: {exc}", types.MessageType.Warning)
 
 
 def serve(
