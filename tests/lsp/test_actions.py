@@ -30,6 +30,14 @@ TEXTS = {
 
 
 async def start(editor: Editor, root: Path, options: dict | None = None) -> None:
+    """Initialize with ``root`` as the workspace folder (the client answers the server's
+    ``client/registerCapability``, as its capabilities promise; ``editor.registered``)."""
+    editor.registered = []
+
+    @editor.client.feature(types.CLIENT_REGISTER_CAPABILITY)
+    def register(params: types.RegistrationParams) -> None:
+        editor.registered.extend(params.registrations)
+
     params = types.InitializeParams(
         capabilities=editor.capabilities, root_uri=from_fs_path(str(root)),
         workspace_folders=[types.WorkspaceFolder(uri=from_fs_path(str(root)), name="ws")],
@@ -146,12 +154,6 @@ async def test_ignore_a_label_in_the_workspace_survives_a_restart(editor: Editor
 
 
 async def test_workspace_ignores_are_read_at_start_up_and_when_the_file_changes(editor: Editor, tiny_model_dir, tmp_path):
-    registered = []
-
-    @editor.client.feature(types.CLIENT_REGISTER_CAPABILITY)
-    def register(params: types.RegistrationParams) -> None:
-        registered.extend(params.registrations)
-
     (tmp_path / ".vqlsp.json").write_text('{"ignoreLabels": ["casual", "formal"], "other": 1}')
     await start(editor, tmp_path, {"model": str(tiny_model_dir)})
     uri = from_fs_path(str(tmp_path / "notes.md"))
@@ -162,7 +164,7 @@ async def test_workspace_ignores_are_read_at_start_up_and_when_the_file_changes(
     assert "label ignored in the workspace (.vqlsp.json)" in hover.contents.value
 
     # The server asked to hear of .vqlsp.json; edited by hand, it is read again.
-    [registration] = registered
+    [registration] = editor.registered
     assert registration.method == "workspace/didChangeWatchedFiles"
     assert [w["globPattern"] for w in registration.register_options["watchers"]] == ["**/.vqlsp.json"]
     (tmp_path / ".vqlsp.json").write_text('{"ignoreLabels": []}')
