@@ -24,6 +24,7 @@ SESSION_STEPS = [
     "hover shows the document label",
     "settings changes reach the server",
     "a pause settles drifted positions and the diagnostics are pulled again",
+    "vim.lsp.buf.code_action ignores a sentence, a label in the file and in the workspace",
     ":VqlspRestart starts a new server for the same buffer",
     ":checkhealth vqlsp reports no errors",
 ]
@@ -33,6 +34,7 @@ SESSION_STEPS = [
 def test_editing_session(nvim, server_command, tiny_model, tmp_path, encoding):
     document = tmp_path / "notes.md"
     document.write_text(DOCUMENT, encoding="utf-8")
+    (tmp_path / ".vqlsp.json").write_text("{}\n")  # a root marker: the workspace folder
     steps = run_nvim(nvim, "session_test.lua", tmp_path, {
         "VQLSP_ENCODING": encoding,
         "VQLSP_CMD": json.dumps(server_command),

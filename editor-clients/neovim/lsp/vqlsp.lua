@@ -12,7 +12,7 @@ local defaults = require('vqlsp.config')
 return {
   cmd = { 'vqlsp', 'serve' },
   filetypes = vim.deepcopy(defaults.filetypes),
-  root_markers = { '.git' },
+  root_markers = { '.vqlsp.json', '.git' },  -- .vqlsp.json: labels ignored in the workspace
   -- Neovim sends the filetype as languageId; vqlsp expects VS Code's language ids.
   get_language_id = defaults.language_id,
   init_options = vim.empty_dict(),

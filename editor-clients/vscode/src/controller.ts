@@ -279,7 +279,8 @@ export class VqlspController {
     let exited!: () => void;
     this.exited = new Promise((resolve) => (exited = resolve));
     return launchServer(command, {
-      onStderr: (chunk) => this.host.output.append(chunk),
+      // No onStderr: vscode-languageclient copies the child's stderr into the output channel.
+      onProcessError: (message) => this.host.output.appendLine(message),
       onExit: (code, tail) => {
         if (!this.running) {
           this.earlyExit = earlyExitMessage(command, code, tail);

@@ -104,8 +104,13 @@ export class Tail {
 }
 
 export interface LaunchHooks {
-  /** Every chunk the server writes to stderr (its log). */
+  /**
+   * Every chunk the server writes to stderr (its log). vscode-languageclient already copies
+   * a spawned server's stderr into its output channel: the extension leaves this unset.
+   */
   onStderr?: (chunk: string) => void;
+  /** An error of the running process (a broken pipe), as a line for the log. */
+  onProcessError?: (message: string) => void;
   /** The process exited: its code and the tail of its stderr. */
   onExit?: (code: number | null, stderrTail: string) => void;
   env?: NodeJS.ProcessEnv;
@@ -133,7 +138,7 @@ export function launchServer(command: ServerCommand, hooks: LaunchHooks = {}): P
     child.once('spawn', () => {
       child.off('error', reject);
       // A later error (e.g. a broken pipe) must not become an uncaught exception.
-      child.on('error', (error) => hooks.onStderr?.(`[vqlsp client] server process error: ${error.message}\n`));
+      child.on('error', (error) => hooks.onProcessError?.(`[vqlsp client] server process error: ${error.message}`));
       child.once('exit', (code) => hooks.onExit?.(code, tail.toString()));
       resolve(child);
     });

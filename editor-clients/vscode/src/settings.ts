@@ -13,7 +13,13 @@ export interface SettingsReader {
   get<T>(key: string): T | undefined;
 }
 
-export type Severity = 'information' | 'hint' | 'warning' | 'error';
+export type Severity = 'information' | 'hint' | 'warning' | 'error' | 'off';
+
+/** One label's diagnostics; a field left out takes the general `diagnostics` value. */
+export interface LabelRule {
+  threshold?: number | null;
+  severity?: Severity | null;
+}
 
 export interface ServerOptions {
   model?: string | null;
@@ -24,10 +30,14 @@ export interface ServerOptions {
   memoryBudgetMb?: number;
   sectionTokens?: number;
   languages?: string[];
+  excludePatterns?: string[];
+  maxFileLength?: number;
   diagnostics?: {
     threshold?: number;
     severity?: Severity;
     unit?: 'sentence' | 'paragraph';
+    /** Keyed by label (`negative`) or head and label (`sentiment/negative`). */
+    labels?: Record<string, LabelRule>;
   };
 }
 
@@ -58,10 +68,13 @@ export function serverOptions(settings: SettingsReader): ServerOptions {
   copy(settings, 'memoryBudgetMb', options);
   copy(settings, 'sectionTokens', options);
   copy(settings, 'languages', options);
+  copy(settings, 'excludePatterns', options);
+  copy(settings, 'maxFileLength', options);
   const diagnostics: NonNullable<ServerOptions['diagnostics']> = {};
   copy(settings, 'diagnostics.threshold', diagnostics, 'threshold');
   copy(settings, 'diagnostics.severity', diagnostics, 'severity');
   copy(settings, 'diagnostics.unit', diagnostics, 'unit');
+  copy(settings, 'diagnostics.labels', diagnostics, 'labels');
   if (Object.keys(diagnostics).length > 0) {
     options.diagnostics = diagnostics;
   }

@@ -13,20 +13,24 @@ Protocol, scheduling and publishing only: no torch here (the analysis runs in
                     what was published, who waits); cuts read-only SectionJobs
     scheduler.py    per-document debounce / coalescing, one update in flight per document
     jobs.py         the inference thread's priority queue: the active document first
-    diagnostics.py  lsp_* builders: span diagnostics, classification params, document stats
+    diagnostics.py  lsp_* builders: span diagnostics (per-label rules, what ignores silence),
+                    classification params, document stats
     hover.py        hover markdown
+    actions.py      code actions: ignore this sentence / this label in the file / in the workspace
+    ignore_file.py  .vqlsp.json: labels ignored in a workspace folder
+    scope.py        excludePatterns and maxFileLength: documents left alone
     client.py       a minimal stdio client (demo, benchmarks)
     demo.py         ``vqlsp demo``
 
 Protocol (besides standard LSP 3.17: incremental sync, utf-8/16/32 position
 encodings, push diagnostics with ``version`` or pull ``textDocument/diagnostic``,
-hover, ``$/progress``):
+hover, quick-fix ``textDocument/codeAction``, ``$/progress``):
 
 * settings: ``initializationOptions`` and section ``vqlsp`` of
   ``workspace/didChangeConfiguration`` / ``workspace/configuration`` —
   ``model, device, debounceMs, positionPolicy, settleMs, memoryBudgetMb,
-  sectionTokens, languages, diagnostics{threshold, severity, unit}`` (see
-  ``options.Options``);
+  sectionTokens, languages, excludePatterns, maxFileLength,
+  diagnostics{threshold, severity, unit, labels}`` (see ``options.Options``);
 * notification ``vqlsp/classification`` after every published update:
   ``{uri, version, label, probabilities, tokens, reused_fraction, ms, textHash,
   analysedTokens, truncated, fullPass, changedTokens, modelMs, engine, spans,
@@ -47,5 +51,8 @@ hover, ``$/progress``):
   text's ``textHash`` / ``tokens`` / ``version``, ``rows_changed_per_layer``,
   span labels, ``sections`` (``[tokenStart, tokenEnd]`` each), state bytes,
   budget and evictions, ``updatesStarted``, ``settlesStarted`` and
-  ``resultsDropped`` (server-wide).
+  ``resultsDropped`` (server-wide);
+* command ``vqlsp.ignoreLabelInWorkspace`` ``[label, uri]`` (what the workspace code
+  action runs) -> ``{ignored, file}``: the label is added to ``.vqlsp.json`` of the
+  workspace folder holding ``uri``, and every document's diagnostics are republished.
 """

@@ -32,7 +32,7 @@ import os
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from lsprotocol import types
@@ -42,12 +42,21 @@ from pygls.workspace.position_codec import PositionCodec
 from vqlsp import __version__
 from vqlsp.analysis.results import SectionResult, UpdateCost
 
-from .diagnostics import CLASSIFICATION, RESYNC, classification_params, lsp_publish_diagnostics
+from .diagnostics import (
+    CLASSIFICATION,
+    RESYNC,
+    Silence,
+    classification_params,
+    document_silence,
+    lsp_publish_diagnostics,
+)
 from .documents import Document, DocumentStore, Publication, tokenize_and_cut
+from .ignore_file import WorkspaceIgnores
 from .jobs import BACKGROUND, FOREGROUND, JobQueue
 from .options import SECTION, Options, changed_fields, merge_settings, parse_options
 from .protocol import VqlspProtocol
 from .scheduler import Scheduler
+from .scope import Excludes, too_long_message, uri_path
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +97,9 @@ class VqlspServer(LanguageServer):
         self.settles = 0  # settles started, all documents (stats)
         self.dropped = 0  # results computed but not published: their document closed or model changed
         self._load_task: asyncio.Task | None = None
+        self.folders: list[Path] = []  # workspace folders (local paths), from initialize
+        self.ignores = WorkspaceIgnores()  # labels each folder's .vqlsp.json ignores
+        self.excludes = Excludes((), [])
 
     # -- capabilities ------------------------------------------------------------------
 
@@ -121,8 +133,13 @@ class VqlspServer(LanguageServer):
         changed = changed_fields(old, options)
         self.scheduler.debounce = options.debounce_ms / 1000
         self.scheduler.quiet = options.settle_ms / 1000
+        self.excludes = Excludes(options.exclude_patterns, self.folders)
         if "section_tokens" in changed or not act:
             self.store.recut_all(options.section_tokens)
+        if "max_file_length" in changed or not act:
+            self.store.max_chars = options.max_file_length
+            if act:
+                self.store.set_tokenizer(self.store.tokenizer)  # each document over it or back under
         if not changed or not act:
             return
         self.log_message(f"options changed: {', '.join(sorted(changed))}")
@@ -131,9 +148,10 @@ class VqlspServer(LanguageServer):
             return
         if "memory_budget_mb" in changed and self.worker is not None:
             self.jobs.submit(BACKGROUND, self.worker.set_budget, _budget_bytes(options))
-        if changed & {"position_policy", "section_tokens", "languages", "diagnostics.unit"}:
+        if changed & {"position_policy", "section_tokens", "languages", "diagnostics.unit", "exclude_patterns",
+                      "max_file_length"}:
             self.reanalyse_all()
-        elif changed & {"diagnostics.threshold", "diagnostics.severity"}:
+        elif changed & {"diagnostics.threshold", "diagnostics.severity", "diagnostics.labels"}:
             self.config_generation += 1
             self.republish_all()
 
@@ -187,7 +205,19 @@ class VqlspServer(LanguageServer):
     # -- what to analyse ---------------------------------------------------------------
 
     def analysed(self, doc: Document) -> bool:
-        return doc.language_id in self.options.languages and not doc.binary and doc.desynced is None
+        return (doc.language_id in self.options.languages and not doc.binary and doc.desynced is None
+                and not self.store.too_long(doc) and not self.excludes.excluded(doc.uri))
+
+    def explain_skip(self, doc: Document) -> None:
+        """One message for a document left alone because of its length (or, in the log, its path)."""
+        if self.store.too_long(doc) and doc.language_id in self.options.languages:
+            self.show_once(too_long_message(short_name(doc.uri), self.options.max_file_length), types.MessageType.Info)
+        elif self.excludes.excluded(doc.uri):
+            self.log_message(f"{short_name(doc.uri)} matches excludePatterns: not analysed")
+
+    def silence(self, doc: Document) -> Silence:
+        """What the ignore comments and the workspace's ``.vqlsp.json`` silence in ``doc``."""
+        return document_silence(doc, self.ignores.labels_for(uri_path(doc.uri)))
 
     def unit(self) -> str:
         return self.options.diagnostics.unit or self.model_labels.get("span_unit") or "sentence"
@@ -199,6 +229,8 @@ class VqlspServer(LanguageServer):
             self.typed_at = asyncio.get_running_loop().time()
             doc.settle_wanted = False  # the writer is not paused after all
         if not self.analysed(doc):
+            if doc.last is not None:
+                self.explain_skip(doc)
             self.clear(doc)
         elif self.worker is not None:
             self.scheduler.request(doc.uri)
@@ -208,6 +240,7 @@ class VqlspServer(LanguageServer):
         if doc.tokenizing:
             self.tokenize_in_background(doc)
         elif not self.analysed(doc):
+            self.explain_skip(doc)
             self.clear(doc)
         elif doc.sections is not None and not doc.sections.sections and self.worker is not None:
             self.scheduler.request(doc.uri, immediate=True)  # nothing to build: publish the prior
@@ -482,7 +515,7 @@ class VqlspServer(LanguageServer):
         if self.pull or doc.last is None or self.store.documents.get(doc.uri) is not doc:
             return  # cleared or closed meanwhile
         started = time.perf_counter()
-        params = lsp_publish_diagnostics(doc, self.store.codec, self.options.diagnostics, self.unit())
+        params = lsp_publish_diagnostics(doc, self.store.codec, self.options.diagnostics, self.unit(), self.silence(doc))
         self.protocol.notify_json(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS, params)
         doc.diagnostics_next = asyncio.get_running_loop().time() + DIAGNOSTICS_SPACING * (time.perf_counter() - started)
 

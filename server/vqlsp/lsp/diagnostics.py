@@ -12,10 +12,17 @@ they are built as plain JSON values (no converter pass) and kept per section: a
 section whose result, changes and start position (line and column) are as
 before reuses its list (``section_diagnostics``). A keystroke rebuilds only its
 own section's, unless it moved the lines of the sections after it.
+
+Which spans become diagnostics: those whose label's rule (``DiagnosticOptions.rule``:
+per-label threshold and severity, ``"off"`` for none) lets them through, unless an ignore
+comment in the file (``vqlsp.text.ignores``) or the workspace's ``.vqlsp.json`` silences
+them (``Silence``). Ignore comments are looked for once per revision, by a substring scan
+of the text's chunks that finds none in almost every document.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from lsprotocol import types
@@ -23,8 +30,10 @@ from pygls.protocol import default_converter
 from pygls.workspace.position_codec import PositionCodec
 
 from vqlsp.analysis.results import SpanResult
+from vqlsp.text.ignores import MARK, NONE, Ignores, find_ignores
 
 from .documents import Document, Publication
+from .ignore_file import IGNORE_FILE
 from .options import DiagnosticOptions
 
 SOURCE = "vqlsp"
@@ -39,55 +48,120 @@ SEVERITY = {
 }
 
 
+@dataclass(frozen=True)
+class Silence:
+    """What keeps a document's spans from becoming diagnostics, besides the options: ignore
+    comments in the file (``vqlsp.text.ignores``) and labels ignored in the workspace."""
+
+    spans: frozenset[tuple[int, int]] = frozenset()  # (start, end) silenced by a comment
+    file_labels: frozenset[str] = frozenset()
+    workspace_labels: frozenset[str] = frozenset()
+
+    def why(self, span: SpanResult) -> str | None:
+        """Why ``span`` is silenced, or None."""
+        head = getattr(span, "head", None)  # set where a model has several span heads
+        names = {span.label} | ({f"{head}/{span.label}"} if head else set())
+        if (span.start, span.end) in self.spans:
+            return "ignored by a `vqlsp-ignore` comment"
+        if names & self.file_labels:
+            return "label ignored in this file (`vqlsp-ignore-label`)"
+        if names & self.workspace_labels:
+            return f"label ignored in the workspace ({IGNORE_FILE})"
+        return None
+
+
+def document_ignores(doc: Document) -> Ignores:
+    """The ignore comments of ``doc``'s current text (found once per revision; a scan of the
+    text's chunks for ``vqlsp-ignore`` when there are none)."""
+    if doc.ignores is None or doc.ignores[0] != doc.revision:
+        found = find_ignores(doc.text.text, doc.language_id) if doc.text.contains(MARK) else NONE
+        doc.ignores = (doc.revision, found)
+    return doc.ignores[1]
+
+
+def document_silence(doc: Document, workspace_labels: frozenset[str] = frozenset()) -> Silence:
+    ignores = document_ignores(doc)
+    spans: frozenset[tuple[int, int]] = frozenset()
+    if ignores.sentences:  # only documents with sentence comments look at all their spans
+        spans = frozenset(ignores.silenced(doc.text.text, [(s.start, s.end) for s in doc.current_spans()]))
+    return Silence(spans, ignores.labels, workspace_labels)
+
+
+def verdict(span: SpanResult, options: DiagnosticOptions, silence: Silence) -> str:
+    """Whether ``span`` gets a diagnostic and why (for hover)."""
+    threshold, severity = options.rule(span.label, getattr(span, "head", None))
+    p = span.probabilities[span.label]
+    if severity == "off":
+        return f"no diagnostic: diagnostics of `{span.label}` are off"
+    if p < threshold:
+        return f"no diagnostic: {p:.0%} is below the threshold for `{span.label}` ({threshold:.0%})"
+    why = silence.why(span)
+    if why is not None:
+        return f"no diagnostic: {why}"
+    return f"diagnostic: {severity} ({p:.0%} >= {threshold:.0%})"
+
+
 def section_diagnostics(
-    doc: Document, codec: PositionCodec, options: DiagnosticOptions, unit: str
+    doc: Document, codec: PositionCodec, options: DiagnosticOptions, unit: str, silence: Silence = Silence()
 ) -> list[dict[str, Any]]:
     """Every section's span diagnostics on the current text, as JSON values (see the module
     docstring for what is reused)."""
     if doc.sections is None:
         return []
     out: list[dict[str, Any]] = []
-    settings = (options.threshold, options.severity, unit, str(codec.encoding))
+    settings = (options.key(), unit, str(codec.encoding), silence.file_labels, silence.workspace_labels)
+    floor = min([options.threshold, *(r.threshold for r in options.labels.values() if r.threshold is not None)])
     cache, fresh = doc.diagnostics, {}
-    for section, start in zip(doc.sections.sections, doc.sections.char_starts):
+    bounds = doc.sections.char_starts
+    for k, (section, start) in enumerate(zip(doc.sections.sections, bounds)):
         if section.result is None:
             continue
         where = doc.text.position_at(start, codec)
-        key = (id(section.result), len(section.changes), where.line, where.character, settings)
+        silenced = tuple(sorted(s for s in silence.spans if start <= s[0] < bounds[k + 1])) if silence.spans else ()
+        key = (id(section.result), len(section.changes), where.line, where.character, settings, silenced)
         hit = cache.get(section.id)
         if hit is None or hit[0] != key:
-            spans = section.current_spans(options.threshold)
-            hit = (key, [_diagnostic_json(s.shifted(start), unit, doc, codec, options) for s in spans])
+            items = []
+            for span in section.current_spans(floor):
+                span = span.shifted(start)
+                threshold, severity = options.rule(span.label, getattr(span, "head", None))
+                if severity != "off" and span.probabilities[span.label] >= threshold and silence.why(span) is None:
+                    items.append(_diagnostic_json(span, unit, doc, codec, severity))
+            hit = (key, items)
         fresh[section.id] = hit
         out.extend(hit[1])
     doc.diagnostics = fresh
     return out
 
 
-def _diagnostic_json(span: SpanResult, unit: str, doc: Document, codec: PositionCodec, options: DiagnosticOptions) -> dict[str, Any]:
+def _diagnostic_json(span: SpanResult, unit: str, doc: Document, codec: PositionCodec, severity: str) -> dict[str, Any]:
     p = span.probabilities[span.label]
     start, end = doc.text.position_at(span.start, codec), doc.text.position_at(span.end, codec)
     return {
         "range": {"start": {"line": start.line, "character": start.character},
                   "end": {"line": end.line, "character": end.character}},
         "message": f"{unit} reads as {span.label} ({p:.0%})",
-        "severity": int(SEVERITY[options.severity]),
+        "severity": int(SEVERITY[severity]),
         "source": SOURCE,
         "code": span.label,
         "data": {"label": span.label, "probability": p, "probabilities": span.probabilities, "unit": unit},
     }
 
 
-def lsp_publish_diagnostics(doc: Document, codec: PositionCodec, options: DiagnosticOptions, unit: str) -> dict[str, Any]:
+def lsp_publish_diagnostics(
+    doc: Document, codec: PositionCodec, options: DiagnosticOptions, unit: str, silence: Silence = Silence()
+) -> dict[str, Any]:
     """``textDocument/publishDiagnostics`` params (JSON), stamped with the current version."""
-    return {"uri": doc.uri, "version": doc.version, "diagnostics": section_diagnostics(doc, codec, options, unit)}
+    return {"uri": doc.uri, "version": doc.version,
+            "diagnostics": section_diagnostics(doc, codec, options, unit, silence)}
 
 
 def lsp_full_report(
-    doc: Document | None, codec: PositionCodec, options: DiagnosticOptions, unit: str, result_id: str
+    doc: Document | None, codec: PositionCodec, options: DiagnosticOptions, unit: str, result_id: str,
+    silence: Silence = Silence(),
 ) -> types.RelatedFullDocumentDiagnosticReport:
     """A full ``textDocument/diagnostic`` report (a request's answer: once per pull, typed)."""
-    items = [] if doc is None else section_diagnostics(doc, codec, options, unit)
+    items = [] if doc is None else section_diagnostics(doc, codec, options, unit, silence)
     return types.RelatedFullDocumentDiagnosticReport(
         items=[_CONVERTER.structure(item, types.Diagnostic) for item in items], result_id=result_id
     )

@@ -33,6 +33,7 @@ from pygls.workspace.position_codec import PositionCodec
 from vqlsp.analysis.results import HeadOutput, SpanResult, UpdateCost
 from vqlsp.analysis.sections import DEFAULT_TARGET, SectionJob, SectionMap, cut_points
 from vqlsp.text.document import InvalidChange, TokenizedDocument, changed_range
+from vqlsp.text.ignores import Ignores
 from vqlsp.text.positions import InvalidRange, LineIndex, code_units
 from vqlsp.text.tokenizer import TextTokenizer
 
@@ -109,6 +110,7 @@ class Document:
     diagnostics: dict[int, tuple] = field(default_factory=dict)  # per section: (key, JSON) (``diagnostics.py``)
     diagnostics_timer: asyncio.TimerHandle | None = None  # a push waiting for its turn (``core``)
     diagnostics_next: float = 0.0  # loop time before which the next push waits
+    ignores: tuple[int, Ignores] | None = None  # (revision, its ignore comments) (``diagnostics.py``)
 
     def __post_init__(self) -> None:
         self.binary = "\x00" in self.text.text
@@ -144,12 +146,14 @@ class ChangeReport:
     warnings: tuple[str, ...] = ()
     desynced_now: bool = False
     resynced_now: bool = False
+    retokenized: bool = False  # it crossed ``max_chars``: its tokens were dropped or rebuilt
 
 
 class DocumentStore:
-    def __init__(self, codec: PositionCodec, section_tokens: int = DEFAULT_TARGET):
+    def __init__(self, codec: PositionCodec, section_tokens: int = DEFAULT_TARGET, max_chars: int = 0):
         self.codec = codec
         self.section_tokens = section_tokens
+        self.max_chars = max_chars  # longer texts are not tokenized (``too_long``); 0: no limit
         self.tokenizer: TextTokenizer | None = None
         self.documents: dict[str, Document] = {}
         self._section_ids = itertools.count(1)  # unique over all documents, so ids never meet on the worker
@@ -201,14 +205,18 @@ class DocumentStore:
             if doc.tokens is not None:
                 self._cut(doc)
 
+    def too_long(self, doc: Document) -> bool:
+        return bool(self.max_chars) and len(doc.text) > self.max_chars
+
     def _tokenize(self, doc: Document) -> None:
         """Tokens and sections for ``doc``'s text: at once for a text of ordinary size; for a
         long one, a ticket (``doc.tokenizing``) for the server to tokenize it off the event
-        loop (``tokenize_and_cut`` in a thread, then ``attach``)."""
+        loop (``tokenize_and_cut`` in a thread, then ``attach``); none for a text over
+        ``max_chars``."""
         if doc.sections is not None:
             doc.forgotten.extend(s.id for s in doc.sections.sections)
         doc.tokens, doc.sections, doc.tokenizing, doc.untokenized = None, None, 0, []
-        if self.tokenizer is None:
+        if self.tokenizer is None or self.too_long(doc):
             return
         if len(doc.text) > LARGE_TEXT_CHARS:
             doc.tokenizing = next(self._tickets)
@@ -271,11 +279,16 @@ class DocumentStore:
                 self.desync(doc, f"cannot apply change: {exc}")
                 continue
             self._apply(doc, start, end, change.text)
+        tokenized = doc.tokens is not None or bool(doc.tokenizing)
+        crossed = doc.desynced is None and self.tokenizer is not None and tokenized == self.too_long(doc)
+        if crossed:
+            self._tokenize(doc)
         return ChangeReport(
             doc,
             tuple(warnings),
             desynced_now=not was_desynced and doc.desynced is not None,
             resynced_now=was_desynced and doc.desynced is None,
+            retokenized=crossed,
         )
 
     def desync(self, doc: Document, reason: str) -> None:

@@ -1,4 +1,6 @@
-"""Hover text: the document's label and probabilities, the span under the cursor, the last update's cost."""
+"""Hover text: the document's label and probabilities; the span under the cursor, with all its
+label probabilities and whether (and why not) it has a diagnostic; the compute the last update
+saved by reusing the cached state."""
 
 from __future__ import annotations
 
@@ -9,7 +11,9 @@ from lsprotocol import types
 
 from vqlsp.analysis.results import SpanResult
 
+from .diagnostics import Silence, verdict
 from .documents import Publication
+from .options import DiagnosticOptions
 
 
 def span_at(spans: Sequence[SpanResult], offset: int) -> SpanResult | None:
@@ -25,7 +29,10 @@ def _bars(probabilities: dict[str, float]) -> list[str]:
     return [f"| {label} | {p:.1%} |" for label, p in rows]
 
 
-def hover_markdown(pub: Publication, span: SpanResult | None, unit: str, stale: bool) -> str:
+def hover_markdown(
+    pub: Publication, span: SpanResult | None, unit: str, stale: bool,
+    options: DiagnosticOptions | None = None, silence: Silence | None = None,
+) -> str:
     label = pub.label
     lines = []
     if label is not None:
@@ -36,13 +43,17 @@ def hover_markdown(pub: Publication, span: SpanResult | None, unit: str, stale: 
     if span is not None:
         p = span.probabilities[span.label]
         lines += [f"This {unit}: **{span.label}** ({p:.0%})", ""]
+        lines += [f"| {unit} label | probability |", "|---|---|", *_bars(span.probabilities), ""]
+        lines += [verdict(span, options or DiagnosticOptions(), silence or Silence()), ""]
     cost = pub.cost
     if cost.full_pass:
-        work = f"full pass over {pub.analysed_tokens} tokens"
+        work = f"full pass over {pub.analysed_tokens} tokens (nothing reused yet)"
     else:
         changed = sum(cost.rows_changed_per_layer)
         total = pub.tokens * len(cost.rows_changed_per_layer)
-        work = f"recomputed {changed} of {total} rows, {cost.reused_fraction:.1%} reused ({pub.engine})"
+        saved = f"{total / changed:.1f}x fewer" if changed else "no"
+        work = (f"compute saved: {cost.reused_fraction:.1%} of the (row, layer) work reused from the cached "
+                f"state, {changed} of {total} rows recomputed ({saved} than a full pass; {pub.engine})")
     lines.append(f"Last update: {work}, {pub.ms:.1f} ms.")
     if pub.sections > 1:
         lines.append(f"Analysed in {pub.sections} sections ({pub.sections_analysed} done).")
@@ -51,7 +62,9 @@ def hover_markdown(pub: Publication, span: SpanResult | None, unit: str, stale: 
     return "\n".join(lines)
 
 
-def lsp_hover(pub: Publication, span: SpanResult | None, unit: str, stale: bool) -> types.Hover:
-    return types.Hover(
-        contents=types.MarkupContent(kind=types.MarkupKind.Markdown, value=hover_markdown(pub, span, unit, stale))
-    )
+def lsp_hover(
+    pub: Publication, span: SpanResult | None, unit: str, stale: bool,
+    options: DiagnosticOptions | None = None, silence: Silence | None = None,
+) -> types.Hover:
+    value = hover_markdown(pub, span, unit, stale, options, silence)
+    return types.Hover(contents=types.MarkupContent(kind=types.MarkupKind.Markdown, value=value))

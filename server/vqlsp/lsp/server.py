@@ -22,14 +22,17 @@ from pygls.workspace.position_codec import PositionCodec
 
 from vqlsp.text.positions import InvalidRange
 
+from .actions import IGNORE_IN_WORKSPACE_COMMAND, code_actions, command_arguments
 from .core import HOVER_WAIT_S, RESULT_WAIT_S, STATS_COMMAND, VqlspServer, short_name
 from .diagnostics import document_stats, lsp_full_report
 from .documents import UnknownDocument
 from .hover import lsp_hover, span_at
+from .ignore_file import IGNORE_FILE, IgnoreFileError
 from .jobs import FOREGROUND
 from .loop_lag import LoopLagMeter
 from .options import settings_payload
 from .protocol import client_pulls_diagnostics
+from .scope import uri_path
 
 
 def build_server(*, dense: bool = False, loop_lag: bool = False) -> VqlspServer:
@@ -42,6 +45,10 @@ def build_server(*, dense: bool = False, loop_lag: bool = False) -> VqlspServer:
         ls.store.codec = PositionCodec(ls.workspace.position_encoding)
         ls.pull = client_pulls_diagnostics(params.capabilities)
         ls.init_settings = params.initialization_options
+        folders = [f.uri for f in params.workspace_folders or []] or [params.root_uri or ""]
+        ls.folders = [p for p in map(uri_path, folders) if p is not None]
+        for problem in ls.ignores.load(ls.folders):
+            ls.show_once(problem)
         ls.apply_settings(None, act=False)
 
     @server.feature(types.INITIALIZED)
@@ -51,6 +58,16 @@ def build_server(*, dense: bool = False, loop_lag: bool = False) -> VqlspServer:
         await ls.pull_configuration()
         if ls.model_state == "not loaded":
             ls.start_loading()
+        await _watch_ignore_files(ls)
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
+    def did_change_watched_files(ls: VqlspServer, params: types.DidChangeWatchedFilesParams) -> None:
+        if any(c.uri.rstrip("/").endswith("/" + IGNORE_FILE) for c in params.changes):
+            for problem in ls.ignores.load(ls.folders):
+                ls.show_once(problem)
+            ls.log_message(f"{IGNORE_FILE} changed: labels ignored in the workspace re-read")
+            ls.config_generation += 1
+            ls.republish_all()
 
     @server.feature(types.SHUTDOWN)
     def shutdown(ls: VqlspServer, params: None) -> None:
@@ -92,6 +109,8 @@ def build_server(*, dense: bool = False, loop_lag: bool = False) -> VqlspServer:
         if report.resynced_now:
             ls.log_message(f"{short_name(uri)}: whole text received; back in sync", types.MessageType.Info)
             ls.opened(report.document)
+        elif report.retokenized:  # crossed maxFileLength
+            ls.opened(report.document)
         ls.request_update(report.document, typed=True)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
@@ -117,7 +136,8 @@ def build_server(*, dense: bool = False, loop_lag: bool = False) -> VqlspServer:
         result_id = f"{doc.revision}.{doc.published}.{ls.config_generation}" if current else f"{doc.revision}.none"
         if params.previous_result_id == result_id:
             return types.RelatedUnchangedDocumentDiagnosticReport(result_id=result_id)
-        return lsp_full_report(doc if current else None, ls.store.codec, ls.options.diagnostics, ls.unit(), result_id)
+        return lsp_full_report(doc if current else None, ls.store.codec, ls.options.diagnostics, ls.unit(), result_id,
+                               ls.silence(doc))
 
     @server.feature(types.TEXT_DOCUMENT_HOVER)
     async def hover(ls: VqlspServer, params: types.HoverParams):
@@ -135,7 +155,44 @@ def build_server(*, dense: bool = False, loop_lag: bool = False) -> VqlspServer:
         except InvalidRange:  # inside a character (between the halves of a surrogate pair)
             offset = None
         span = span_at(doc.current_spans(), offset) if offset is not None else None
-        return lsp_hover(publication, span, ls.unit(), stale=current is None)
+        return lsp_hover(publication, span, ls.unit(), stale=current is None,
+                         options=ls.options.diagnostics, silence=ls.silence(doc))
+
+    @server.feature(
+        types.TEXT_DOCUMENT_CODE_ACTION,
+        types.CodeActionOptions(code_action_kinds=[types.CodeActionKind.QuickFix]),
+    )
+    def code_action(ls: VqlspServer, params: types.CodeActionParams) -> list[types.CodeAction] | None:
+        uri = params.text_document.uri
+        if uri not in ls.store:
+            ls.log_message(f"code actions: document {uri} is not open", types.MessageType.Warning)
+            return None
+        doc = ls.store.get(uri)
+        if doc.desynced is not None:
+            return None  # its text may not be the client's: an edit could land on the wrong text
+        in_workspace = ls.ignores.folder_of(uri_path(uri)) is not None
+        versioned = bool(ls.capability("workspace.workspace_edit.document_changes"))
+        return code_actions(doc, ls.store.codec, params.context.diagnostics, unit=ls.unit(),
+                            in_workspace=in_workspace, versioned=versioned)
+
+    @server.command(IGNORE_IN_WORKSPACE_COMMAND)
+    def ignore_label_in_workspace(ls: VqlspServer, *args: Any) -> dict:
+        try:
+            label, uri = command_arguments(args)
+        except ValueError as exc:
+            raise JsonRpcInvalidParams(str(exc)) from None
+        folder = ls.ignores.folder_of(uri_path(uri))
+        if folder is None:
+            raise JsonRpcInvalidParams(f"{uri} is not inside a workspace folder")
+        try:
+            path = ls.ignores.add(folder, label)
+        except (IgnoreFileError, OSError) as exc:
+            ls.show_once(f"cannot ignore {label!r} in the workspace: {exc}", types.MessageType.Error)
+            return {"ignored": False}
+        ls.log_message(f"{label!r} ignored in the workspace ({path})")
+        ls.config_generation += 1
+        ls.republish_all()
+        return {"ignored": True, "file": str(path)}
 
     @server.command(STATS_COMMAND)
     async def document_stats_command(ls: VqlspServer, *args: Any) -> dict:
@@ -158,6 +215,20 @@ def build_server(*, dense: bool = False, loop_lag: bool = False) -> VqlspServer:
         return out
 
     return server
+
+
+async def _watch_ignore_files(ls: VqlspServer) -> None:
+    """Asks the client to report changes to ``.vqlsp.json`` (edits by hand), where it can."""
+    if not ls.folders or not ls.capability("workspace.did_change_watched_files.dynamic_registration"):
+        return
+    options = types.DidChangeWatchedFilesRegistrationOptions(
+        watchers=[types.FileSystemWatcher(glob_pattern=f"**/{IGNORE_FILE}")])
+    registration = types.Registration(id="vqlsp-ignore-file", method=types.WORKSPACE_DID_CHANGE_WATCHED_FILES,
+                                      register_options=options)
+    try:
+        await ls.client_register_capability_async(types.RegistrationParams(registrations=[registration]))
+    except Exception as exc:  # the client's answer is outside our control: no watching, that is all
+        ls.log_message(f"cannot watch {IGNORE_FILE}: {exc}", types.MessageType.Warning)
 
 
 def serve(

@@ -107,6 +107,13 @@ class LineIndex:
             self._text = "".join(self._chunks)
         return self._text
 
+    def contains(self, needle: str) -> bool:
+        """Whether ``needle`` (which holds no line break) is in the text, without joining it:
+        chunks are cut at line starts, so no such needle straddles two."""
+        if self._text is not None:
+            return needle in self._text
+        return any(needle in chunk for chunk in self._chunks)
+
     def __len__(self) -> int:
         """Characters (code points), without joining the text."""
         return self._chunk_char[-1]

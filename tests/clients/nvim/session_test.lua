@@ -241,6 +241,93 @@ return {
     client.request = nil -- back to the class method
   end },
 
+  { 'vim.lsp.buf.code_action ignores a sentence, a label in the file and in the workspace', function()
+    -- vim.ui.select stands in for the user: it records what is offered and picks by title.
+    local offered
+    local function pick(title)
+      offered = nil
+      vim.ui.select = function(items, _, on_choice)
+        offered = {}
+        local chosen
+        for _, item in ipairs(items) do
+          offered[#offered + 1] = item.action.title
+          if item.action.title == title then
+            chosen = item
+          end
+        end
+        on_choice(chosen)
+      end
+      vim.lsp.buf.code_action()
+      T.wait('code actions to be offered', function()
+        return offered ~= nil
+      end)
+      T.ok(contains(offered, title), title .. ' offered among ' .. vim.inspect(offered))
+    end
+    local function row_of(text)
+      for i, line in ipairs(vim.api.nvim_buf_get_lines(bufnr, 0, -1, false)) do
+        if line:find(text, 1, true) then
+          return i
+        end
+      end
+    end
+    local function labelled(label)
+      return vim.tbl_filter(function(d)
+        return d.code == label
+      end, vqlsp_diagnostics())
+    end
+
+    -- 1. The sentence: a comment after it, its diagnostic gone, the others kept.
+    local row = assert(row_of('Shares fell on Monday.'))
+    T.wait('a diagnostic on that line', function()
+      return #vim.diagnostic.get(bufnr, { lnum = row - 1 }) == 1
+    end)
+    local before = #vqlsp_diagnostics()
+    vim.api.nvim_win_set_cursor(0, { row, 0 })
+    pick('Ignore this sentence (vqlsp)')
+    T.eq(#offered, 3, 'three actions (a .vqlsp.json marks the workspace root)')
+    T.wait('the comment in the buffer', function()
+      return vim.api.nvim_buf_get_lines(bufnr, row - 1, row, false)[1] == 'Shares fell on Monday. <!-- vqlsp-ignore -->'
+    end)
+    wait_current_classification()
+    T.wait('that diagnostic to go', function()
+      return #vim.diagnostic.get(bufnr, { lnum = row - 1 }) == 0 and #vqlsp_diagnostics() == before - 1
+    end)
+
+    -- 2. The label of the first line's first sentence, in this file: a comment at the end.
+    vim.api.nvim_win_set_cursor(0, { 1, 0 })
+    local label = vim.diagnostic.get(bufnr, { lnum = 0 })[1].code
+    pick(string.format("Ignore '%s' in this file (vqlsp)", label))
+    local comment = string.format('<!-- vqlsp-ignore-label: %s -->', label)
+    T.wait('the label comment at the end', function()
+      return row_of(comment) ~= nil
+    end)
+    T.ok(row_of(comment) >= vim.api.nvim_buf_line_count(bufnr) - 1, 'the comment is at the end')
+    wait_current_classification()
+    T.wait('no ' .. label .. ' diagnostics', function()
+      return #labelled(label) == 0
+    end)
+
+    -- Without the comment they come back; 3. then the same label in the workspace.
+    local at = row_of(comment)
+    vim.api.nvim_buf_set_lines(bufnr, at - 1, at, false, {})
+    wait_current_classification()
+    T.wait(label .. ' diagnostics again', function()
+      return #labelled(label) > 0
+    end)
+    vim.api.nvim_win_set_cursor(0, { 1, 0 })
+    pick(string.format("Ignore '%s' in the workspace (.vqlsp.json) (vqlsp)", label))
+    local file = vim.fs.joinpath(vim.fs.dirname(T.env.VQLSP_DOCUMENT), '.vqlsp.json')
+    T.wait('.vqlsp.json to name ' .. label, function()
+      local ok, data = pcall(function()
+        return vim.json.decode(table.concat(vim.fn.readfile(file), '\n'))
+      end)
+      return ok and vim.deep_equal(data.ignoreLabels, { label })
+    end)
+    T.wait('no ' .. label .. ' diagnostics (workspace)', function()
+      return #labelled(label) == 0
+    end)
+  end },
+
   { ':VqlspRestart starts a new server for the same buffer', function()
     local old = client.id
     vim.cmd('VqlspRestart')

@@ -2,7 +2,9 @@
 ---
 --- `settings` is the server's own option object (camelCase, as in the protocol
 --- contract: model, device, debounceMs, positionPolicy, settleMs, memoryBudgetMb,
---- sectionTokens, languages, diagnostics = { threshold, severity, unit }).
+--- sectionTokens, languages, excludePatterns, maxFileLength,
+--- diagnostics = { threshold, severity, unit, labels = { [label] = { threshold, severity } } }),
+--- every key optional: the server's defaults (editor-clients/README.md) fill the rest.
 --- It is sent as initializationOptions and as the "vqlsp" settings section
 --- (workspace/didChangeConfiguration and workspace/configuration).
 local M = {}

@@ -3,8 +3,9 @@
  * built from this checkout (`npm run package`), the real `vqlsp serve` on the default
  * model, and a headless Chromium (Debian's, driven by playwright-core) showing the
  * workbench. It checks what a user sees: the status bar label, the Problems panel, the
- * label following what is typed, the restart command, the error for a bad server command,
- * and that the server ends with code-server. Screenshots go to the run's folder.
+ * label following what is typed, the quick fixes of a diagnostic (one applied), that the
+ * server's stderr reaches the output channel once, the restart command, the error for a bad
+ * server command, and that the server ends with code-server. Screenshots go to the run's folder.
  *
  * Set up by scripts/setup.sh (dev extras) and run by tests/clients/test_vscode.py. By hand:
  * `npm run compile && npm run package && npm run test:e2e`. Environment:
@@ -71,9 +72,21 @@ function isNegativeAt(p: Problem, where: { line: number; column: number }): bool
   return p.source === 'vqlsp' && /^sentence reads as negative \(\d+%\)$/.test(p.message) && p.line === where.line && p.column === where.column;
 }
 
+/** The server command, logging at info level: its stderr then says "model ready" once per start. */
 function serverCommand(): string[] {
   const fromEnv = process.env.VQLSP_SERVER_COMMAND;
-  return fromEnv ? (JSON.parse(fromEnv) as string[]) : [path.join(ROOT, '.venv', 'bin', 'vqlsp'), 'serve'];
+  const command = fromEnv ? (JSON.parse(fromEnv) as string[]) : [path.join(ROOT, '.venv', 'bin', 'vqlsp'), 'serve'];
+  return [...command, '--log-level', 'info'];
+}
+
+/** Every file under `dir` whose path matches `pattern`. */
+function filesUnder(dir: string, pattern: RegExp): string[] {
+  if (!fs.existsSync(dir)) {
+    return [];
+  }
+  return (fs.readdirSync(dir, { recursive: true }) as string[])
+    .map((name) => path.join(dir, name))
+    .filter((file) => pattern.test(file) && fs.statSync(file).isFile());
 }
 
 function required(what: string, file: string | undefined, hint: string): string {
@@ -207,6 +220,19 @@ describe('the extension in a real VS Code (code-server) with the real server', (
     assert.match(detail, /sports: \d+\.\d%/, 'and lists every probability');
   });
 
+  step("the server's stderr reaches the vqlsp output channel once", async () => {
+    // vscode-languageclient copies the server's stderr into the channel; the extension once
+    // copied it too, so every line of the server's log showed twice.
+    const channel = () =>
+      filesUnder(path.join(sandbox.userData, 'logs'), /output_logging_.*vqlsp.*\.log$/)
+        .map((file) => fs.readFileSync(file, 'utf8'))
+        .join('');
+    const stderrLine = 'INFO vqlsp.lsp.core: model ready';
+    const text = await until('the server\'s "model ready" log line in the output channel',
+      () => (channel().includes(stderrLine) ? channel() : undefined), TIMEOUT_MS, () => channel().slice(-3000));
+    assert.equal(text.split(stderrLine).length - 1, 1, text.slice(-3000));
+  });
+
   step('the span the sentiment head flags is in the Problems panel', async () => {
     await workbench.showProblems();
     const where = lineAndColumn(BUSINESS, BUSINESS_NEGATIVE);
@@ -232,6 +258,25 @@ describe('the extension in a real VS Code (code-server) with the real server', (
     const version = /version (\d+)/.exec(await workbench.statusDetail());
     assert.ok(version && Number(version[1]) > 1, `the result is for an edited version: ${await workbench.statusDetail()}`);
     await workbench.screenshot(path.join(shots, 'sports-after-typing.png'));
+  });
+
+  step('a diagnostic offers the three quick fixes; "Ignore this sentence" silences it', async () => {
+    const where = lineAndColumn(SPORTS, SPORTS_NEGATIVE);
+    await workbench.goTo(where.line, where.column + 4);
+    const titles = await workbench.quickFixes((ts) => ts.some((t) => t.startsWith('Ignore this sentence')));
+    assert.deepEqual(titles.filter((t) => t.endsWith('(vqlsp)')), [
+      'Ignore this sentence (vqlsp)',
+      "Ignore 'negative' in this file (vqlsp)",
+      "Ignore 'negative' in the workspace (.vqlsp.json) (vqlsp)",
+    ]);
+    await workbench.screenshot(path.join(shots, 'quick-fixes.png'));
+    await workbench.chooseQuickFix('Ignore this sentence (vqlsp)');
+    await workbench.waitForProblems('no vqlsp problem left', (ps) => !ps.some((p) => p.source === 'vqlsp'));
+    await workbench.page.keyboard.press('Control+S');
+    const ignored = `${SPORTS_NEGATIVE}, and their miserable defence collapsed again. <!-- vqlsp-ignore -->`;
+    await until('the comment to be saved after the sentence', () => (fs.readFileSync(article(), 'utf8').includes(ignored) ? true : undefined),
+      TIMEOUT_MS, () => JSON.stringify(fs.readFileSync(article(), 'utf8')));
+    await workbench.waitForStatus(/^sports \d+%$/);
   });
 
   step('"vqlsp: Restart Server" replaces the server, and the label comes back', async () => {

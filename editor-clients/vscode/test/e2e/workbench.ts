@@ -33,6 +33,9 @@ export function parseProblem(label: string): Problem | undefined {
   return { label, message, source, line: Number(line), column: Number(column) };
 }
 
+/** How long a click on a quick-input row gets to close the widget before it is clicked again. */
+const RETRY_MS = 5_000;
+
 export class Workbench {
   private constructor(readonly page: Page) {}
 
@@ -64,8 +67,23 @@ export class Workbench {
     await input.waitFor({ timeout: TIMEOUT_MS });
     await this.page.keyboard.type(text);
     await row.waitFor({ timeout: TIMEOUT_MS });
-    await row.click();
-    await this.page.locator('.quick-input-widget').waitFor({ state: 'hidden', timeout: TIMEOUT_MS });
+    const widget = this.page.locator('.quick-input-widget');
+    // A click that lands while the list re-renders (its "recently opened" entries re-sorted)
+    // is lost, and the widget stays open (seen on a loaded machine): click the row again.
+    for (let attempt = 1; ; attempt++) {
+      if (attempt > 1 && !(await widget.isVisible())) {
+        return; // the last click did it, only slowly
+      }
+      await row.click({ timeout: attempt < 3 ? RETRY_MS : TIMEOUT_MS }).catch(() => undefined);
+      try {
+        await widget.waitFor({ state: 'hidden', timeout: attempt < 3 ? RETRY_MS : TIMEOUT_MS });
+        return;
+      } catch (error) {
+        if (attempt >= 3) {
+          throw error;
+        }
+      }
+    }
   }
 
   /** The text editor of the active tab. */
@@ -90,6 +108,47 @@ export class Workbench {
       await this.page.keyboard.press('Control+V');
     }
     await this.page.keyboard.press('Control+S');
+  }
+
+  /** Go to Line/Column (Ctrl+G): the cursor to 1-based `line`, `column`, the editor focused. */
+  async goTo(line: number, column: number): Promise<void> {
+    await this.editor().locator('.view-lines').click();
+    await this.page.keyboard.press('Control+G');
+    const input = this.page.locator('.quick-input-widget input');
+    await input.waitFor({ timeout: TIMEOUT_MS });
+    await this.page.keyboard.type(`${line}:${column}`);
+    await this.page.keyboard.press('Enter');
+    await this.page.locator('.quick-input-widget').waitFor({ state: 'hidden', timeout: TIMEOUT_MS });
+  }
+
+  /** Quick Fix (Ctrl+.) at the cursor: waits for the action list; resolves with its titles. */
+  async quickFixes(accept: (titles: string[]) => boolean): Promise<string[]> {
+    await this.page.keyboard.press('Control+.');
+    const rows = this.page.locator('.action-widget .monaco-list-row.action');
+    return until(
+      'the quick fixes at the cursor',
+      async () => {
+        const titles = (await rows.locator('.title').allTextContents()).map(normalize);
+        return accept(titles) ? titles : undefined;
+      },
+      TIMEOUT_MS,
+      async () => JSON.stringify(await rows.allTextContents()),
+    );
+  }
+
+  /** Runs the quick fix titled `title` from the open action list, by keyboard as a user does
+   * (a pointer block over the workbench takes mouse clicks while the list is open). */
+  async chooseQuickFix(title: string): Promise<void> {
+    const focused = this.page.locator('.action-widget .monaco-list-row.action.focused');
+    const rows = await this.page.locator('.action-widget .monaco-list-row.action').count();
+    for (let i = 0; i <= rows && normalize(await focused.getAttribute('aria-label')) !== title; i++) {
+      await this.page.keyboard.press('ArrowDown');
+    }
+    if (normalize(await focused.getAttribute('aria-label')) !== title) {
+      throw new Error(`no quick fix "${title}" in the list`);
+    }
+    await this.page.keyboard.press('Enter');
+    await this.page.locator('.action-widget').waitFor({ state: 'hidden', timeout: TIMEOUT_MS });
   }
 
   /** The vqlsp status bar item (its id is `<extension id>.<item id>`). */

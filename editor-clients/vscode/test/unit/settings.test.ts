@@ -37,9 +37,12 @@ describe('serverOptions', () => {
         memoryBudgetMb: 256,
         sectionTokens: 2048,
         languages: ['markdown'],
+        excludePatterns: ['drafts/'],
+        maxFileLength: 1000,
         'diagnostics.threshold': 0.5,
-        'diagnostics.severity': 'hint',
+        'diagnostics.severity': 'off',
         'diagnostics.unit': 'paragraph',
+        'diagnostics.labels': { negative: { severity: 'warning' }, 'sentiment/positive': { threshold: 0.9 } },
       }),
     );
     assert.deepEqual(options, {
@@ -50,7 +53,14 @@ describe('serverOptions', () => {
       memoryBudgetMb: 256,
       sectionTokens: 2048,
       languages: ['markdown'],
-      diagnostics: { threshold: 0.5, severity: 'hint', unit: 'paragraph' },
+      excludePatterns: ['drafts/'],
+      maxFileLength: 1000,
+      diagnostics: {
+        threshold: 0.5,
+        severity: 'off',
+        unit: 'paragraph',
+        labels: { negative: { severity: 'warning' }, 'sentiment/positive': { threshold: 0.9 } },
+      },
     });
   });
 
@@ -75,12 +85,14 @@ describe('serverOptions', () => {
       memoryBudgetMb: 2048,
       sectionTokens: 256,
       languages: DEFAULT_LANGUAGES,
-      diagnostics: { threshold: 0.8, severity: 'information', unit: null },
+      excludePatterns: [],
+      maxFileLength: 4000000,
+      diagnostics: { threshold: 0.8, severity: 'information', unit: null, labels: {} },
     });
   });
 
   it('covers every contributed setting (server option, launch setting or trace)', () => {
-    const serverKeys = new Set(['model', 'device', 'debounceMs', 'positionPolicy', 'settleMs', 'memoryBudgetMb', 'sectionTokens', 'languages', 'diagnostics.threshold', 'diagnostics.severity', 'diagnostics.unit']);
+    const serverKeys = new Set(['model', 'device', 'debounceMs', 'positionPolicy', 'settleMs', 'memoryBudgetMb', 'sectionTokens', 'languages', 'excludePatterns', 'maxFileLength', 'diagnostics.threshold', 'diagnostics.severity', 'diagnostics.unit', 'diagnostics.labels']);
     for (const key of Object.keys(contributed)) {
       const name = key.replace(/^vqlsp\./, '');
       assert.ok(serverKeys.has(name) || RESTART_SETTINGS.includes(name) || name === 'trace.server', `unmapped setting ${key}`);

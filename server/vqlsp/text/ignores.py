@@ -1,0 +1,145 @@
+"""Ignore comments: what a writer puts in a file to silence vqlsp, per markup language.
+
+Two comments, each in the comment syntax of the file's language:
+
+* ``vqlsp-ignore`` silences *the sentence (or paragraph) it follows*: the span the comment
+  sits in, else the last span that ends before it. It goes right after the sentence, on the
+  same line, so that it moves with the sentence as the text around it is edited. In
+  reStructuredText, which has no inline comments, it is a comment block after a paragraph
+  and silences every span of that paragraph.
+* ``vqlsp-ignore-label: negative, sentiment/positive`` anywhere in the file silences those
+  labels (a bare label, or ``head/label`` for one span head's) in the whole file.
+
+============================  ===================================  ==========================
+language                      sentence                             label in the file
+============================  ===================================  ==========================
+Markdown, HTML, plain text    ``The sentence. <!-- vqlsp-ignore -->``  ``<!-- vqlsp-ignore-label: x -->``
+LaTeX                         ``The sentence. % vqlsp-ignore``     ``% vqlsp-ignore-label: x``
+reStructuredText              ``.. vqlsp-ignore`` (after a paragraph)  ``.. vqlsp-ignore-label: x``
+git commit message            ``# vqlsp-ignore`` (a line after it) ``# vqlsp-ignore-label: x``
+============================  ===================================  ==========================
+
+Markdown, LaTeX, rst and git already read these comments as markup (``markup.py``), so no
+span covers them. Plain text has no comments: there the comment is text like any other.
+
+``insert_sentence_ignore`` and ``insert_label_ignore`` say where the code actions put them
+(as code-point offsets; ``lsp/actions.py`` turns them into a ``WorkspaceEdit``).
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_left, bisect_right
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+MARK = "vqlsp-ignore"
+_LABELS = r"(?:-label:(?P<labels>[^\n]*?))?"
+_HTML = re.compile(r"<!--[ \t]*vqlsp-ignore" + _LABELS.replace(r"[^\n]", r"[^\n>]") + r"[ \t]*-->")
+_LATEX = re.compile(r"(?<!\\)%[ \t]*vqlsp-ignore" + _LABELS + r"[ \t\r]*$", re.M)
+_RST = re.compile(r"^[ \t]*\.\.[ \t]+vqlsp-ignore" + _LABELS + r"[ \t\r]*$", re.M)
+_GIT = re.compile(r"^#[ \t]*vqlsp-ignore" + _LABELS + r"[ \t\r]*$", re.M)
+_BLANK_LINE = re.compile(r"\n[ \t\r]*\n")
+
+
+@dataclass(frozen=True)
+class Syntax:
+    pattern: re.Pattern
+    sentence: str  # the sentence comment, as inserted
+    label: str  # the label comment, with ``{}`` for the label
+    line: bool  # a comment that takes the rest of its line (inserted with a line break after)
+    block: bool = False  # a comment block after a paragraph (silences the whole paragraph)
+
+
+HTML = Syntax(_HTML, " <!-- vqlsp-ignore -->", "<!-- vqlsp-ignore-label: {} -->", line=False)
+SYNTAX = {
+    "latex": Syntax(_LATEX, " % vqlsp-ignore", "% vqlsp-ignore-label: {}", line=True),
+    "tex": Syntax(_LATEX, " % vqlsp-ignore", "% vqlsp-ignore-label: {}", line=True),
+    "restructuredtext": Syntax(_RST, ".. vqlsp-ignore", ".. vqlsp-ignore-label: {}", line=True, block=True),
+    "git-commit": Syntax(_GIT, "# vqlsp-ignore", "# vqlsp-ignore-label: {}", line=True),
+}
+
+
+def syntax(language: str) -> Syntax:
+    """The ignore comments of ``language`` (a languageId; anything else uses HTML comments)."""
+    return SYNTAX.get(language.lower(), HTML)
+
+
+@dataclass(frozen=True)
+class Ignores:
+    """The ignore comments of one text."""
+
+    sentences: tuple[tuple[int, int], ...] = ()  # each sentence comment's (start, end)
+    labels: frozenset[str] = frozenset()  # labels ignored in the whole file
+    block: bool = False  # the comments are blocks after a paragraph (rst)
+
+    def silenced(self, text: str, spans: Sequence[tuple[int, int]]) -> set[tuple[int, int]]:
+        """The ``(start, end)`` of the spans the sentence comments silence (``spans`` sorted)."""
+        out: set[tuple[int, int]] = set()
+        starts = [s for s, _ in spans]
+        for a, b in self.sentences:
+            j = bisect_left(starts, a)  # spans of the comment alone (plain text reads it as one)
+            while j < len(spans) and spans[j][1] <= b:
+                out.add(spans[j])
+                j += 1
+            i = bisect_right(starts, a - 1) - 1  # the last span starting before the comment
+            if i < 0:
+                continue
+            if spans[i][1] > a and not self.block:  # the comment sits inside it (plain text)
+                out.add(spans[i])
+                continue
+            while i >= 0 and spans[i][1] > a:  # spans that start before it and run past it
+                i -= 1
+            if i < 0:
+                continue
+            out.add(spans[i])
+            while self.block and i > 0 and not _BLANK_LINE.search(text, spans[i - 1][1], spans[i][0]):
+                i -= 1
+                out.add(spans[i])
+        return out
+
+
+NONE = Ignores()
+
+
+def find_ignores(text: str, language: str) -> Ignores:
+    """The ignore comments in ``text`` (a ``str.find`` when there are none)."""
+    if MARK not in text:
+        return NONE
+    syn = syntax(language)
+    sentences, labels = [], set()
+    for m in syn.pattern.finditer(text):
+        if m.group("labels") is None:
+            sentences.append(m.span())
+        else:
+            labels.update(x for x in re.split(r"[\s,]+", m.group("labels")) if x)
+    return Ignores(tuple(sentences), frozenset(labels), syn.block)
+
+
+def insert_sentence_ignore(text: str, start: int, end: int, language: str) -> tuple[int, int, str]:
+    """``(from, to, new_text)``: the edit that silences the span ``text[start:end]``."""
+    syn = syntax(language)
+    if syn.block:  # after the paragraph, as a block of its own
+        blank = _BLANK_LINE.search(text, end)
+        at = blank.start() if blank else len(text.rstrip("\n \t\r"))
+        return at, at, "\n\n" + syn.sentence
+    line_end = text.find("\n", end)
+    line_end = len(text) if line_end < 0 else line_end
+    rest = text[end:line_end]
+    if syn is SYNTAX["git-commit"]:  # a comment line of its own, after the sentence's line part
+        if not rest.strip():
+            return line_end, line_end, "\n" + syn.sentence
+        skip = len(rest) - len(rest.lstrip(" \t"))
+        return end, end + skip, "\n" + syn.sentence + "\n"
+    if syn.line and rest.strip():  # the comment takes the rest of the line: break it there
+        skip = len(rest) - len(rest.lstrip(" \t"))
+        return end, end + skip, syn.sentence + "\n"
+    return end, end, syn.sentence
+
+
+def insert_label_ignore(text: str, label: str, language: str) -> tuple[int, int, str]:
+    """``(from, to, new_text)``: the edit that silences ``label`` in the whole file, a comment
+    on a line of its own at the end of the file (never inside front matter or a subject line)."""
+    comment = syntax(language).label.format(label)
+    lead = "" if not text or text.endswith("\n\n") else ("\n" if text.endswith("\n") else "\n\n")
+    return len(text), len(text), lead + comment + "\n"
