@@ -16,7 +16,7 @@ from .test_pipeline import made_up_tasks, run, tiny_config
 
 def tiny_acm_config(**overrides) -> AcmTrainConfig:
     base = dict(learners=4, capture_windows=6, window_tokens=16, distil_steps=6, distil_rows=32, gate_steps=20,
-                e2e_steps=4, e2e_windows=2, e2e_task_docs=2, checkpoint_every=2, thresholds=(0.3, 1.0))
+                e2e_steps=4, e2e_windows=2, e2e_task_docs=2, checkpoint_every=2, thresholds=(0.3, 1.0), target_means=(2.0,))
     return AcmTrainConfig(**{**base, **overrides})
 
 
@@ -38,8 +38,9 @@ def test_acm_stages_end_to_end(tmp_path):
     assert [h["step"] for h in history] == [1, 2, 3, 4]
     assert all({"budget", "diversity", "task", "hidden"} <= set(h) for h in history)
     ev = json.loads((tmp_path / "acm-eval.json").read_text())
-    low, high = ev["budgets"]
+    low, high, target = ev["budgets"]
     assert 1.0 <= low["mean_learners"] <= high["mean_learners"] == 4.0
+    assert target["target_mean"] == 2.0 and 1.0 <= target["mean_learners"] <= 4.0
     assert {"document", "span"} <= set(ev["plain"]) and {"document", "span"} <= set(low)
     # the deliverable loads on its own with ACM MLPs in every layer that runs
     model = load_checkpoint(tmp_path / "acm-model")
@@ -57,7 +58,7 @@ def test_end_to_end_stage_resumes_exactly(tmp_path):
     twice = tmp_path / "twice"
     twice.mkdir()
     (twice / "model").symlink_to(tmp_path / "model")
-    run_acm(twice, tiny_acm_config(e2e_steps=2, thresholds=(1.0,)))
+    run_acm(twice, tiny_acm_config(e2e_steps=2, thresholds=(1.0,), target_means=()))
     for stage in ("acm-model", "acm-eval.json", "acm.json"):  # forget the end, keep the state after step 2
         path = twice / stage
         if path.is_dir():

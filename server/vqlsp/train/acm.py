@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from ..model.acm import AcmMlp, acm_modules, learners_for
+from ..model.acm import AcmMlp, acm_modules, learners_for, threshold_for_mean
 from ..model.layers import Mlp
 from ..model.transformer import VQTransformer
 from .finetune import _resume, _save_state
@@ -43,13 +43,13 @@ class AcmTrainConfig:
     gate_hidden: int = 0  # 0: linear gates
     capture_windows: int = 16  # windows whose MLP inputs/outputs stages 1-2 train on
     window_tokens: int = 128
-    distil_steps: int = 12
+    distil_steps: int = 20
     distil_rows: int = 256  # rows per layer per distillation step
     distil_lr: float = 2e-4
     tolerance: float = 0.25  # stage 2 label: fewest learners within this relative error of the MLP
     gate_steps: int = 200
     gate_lr: float = 3e-3
-    e2e_steps: int = 6
+    e2e_steps: int = 40
     e2e_windows: int = 1  # text windows per end-to-end step (distillation)
     e2e_task_docs: int = 1  # labelled articles and span documents per step (task term)
     e2e_lr: float = 5e-5
@@ -60,7 +60,10 @@ class AcmTrainConfig:
     w_budget: float = 1.0
     w_diversity: float = 0.1
     checkpoint_every: int = 2
-    thresholds: tuple[float, ...] = (0.25, 0.5, 0.9)  # budgets the trade-off evaluates
+    # budgets the trade-off evaluates: gate thresholds, and target mean learners per token (each
+    # turned into the threshold that gives it on training windows, ``calibrate_thresholds``)
+    thresholds: tuple[float, ...] = ()
+    target_means: tuple[float, ...] = (1.5, 2.5, 3.5)
     # the trade-off's test set: a seeded subset (None: the whole test split) and the article length read
     eval_docs: int | None = 100
     eval_span_docs: int | None = 30  # packed sentiment documents of ~10 snippets each
@@ -109,6 +112,25 @@ def neuron_importance(mlp: Mlp, inputs: torch.Tensor) -> torch.Tensor:
     else:
         h, down = F.silu(mlp.gate(inputs)) * mlp.up(inputs), mlp.down
     return h.abs().mean(0) * down.weight.norm(dim=0)
+
+
+@torch.no_grad()
+def calibrate_thresholds(model: VQTransformer, windows: torch.Tensor, targets: tuple[float, ...]) -> list[float]:
+    """For each target mean learners per token, the gate threshold that gives it on ``windows``
+    (gate probabilities recorded from one forward at the model's current threshold)."""
+    probs: list[list[torch.Tensor]] = [[] for _ in acm_modules(model)]
+    handles = [
+        acm.register_forward_hook(lambda m, args, out, i=i: probs[i].append(m.gate(args[0]).softmax(-1).flatten(0, -2)))
+        for i, acm in enumerate(acm_modules(model))
+    ]
+    try:
+        for start in range(0, len(windows), 4):
+            model(windows[start : start + 4].to(model.device), vq=True)
+    finally:
+        for h in handles:
+            h.remove()
+    layers = [torch.cat(p) for p in probs]
+    return [round(threshold_for_mean(layers, target), 4) for target in targets]
 
 
 def prefix_errors(acm: AcmMlp, inputs: torch.Tensor, outputs: torch.Tensor) -> torch.Tensor:
@@ -226,6 +248,7 @@ def finetune_end_to_end(
                disable=not progress)
     for step in bar:
         g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
+        torch.manual_seed(cfg.seed * 1_000_003 + step)  # the Gumbel noise: a resumed run draws the same
         idx = torch.randint(len(windows), (cfg.e2e_windows,), generator=g)
         task = labelled.sample(cfg.e2e_task_docs, cfg.e2e_task_docs, windows.shape[1], g)
         terms = end_to_end_terms(student, teacher, windows[idx].to(student.device), task, cfg)
@@ -245,6 +268,6 @@ def finetune_end_to_end(
 
 
 __all__ = [
-    "AcmTrainConfig", "Captured", "capture", "distil_learners", "end_to_end_terms", "finetune_end_to_end",
+    "AcmTrainConfig", "Captured", "calibrate_thresholds", "capture", "distil_learners", "end_to_end_terms", "finetune_end_to_end",
     "gate_labels", "neuron_importance", "prefix_errors", "train_gates",
 ]

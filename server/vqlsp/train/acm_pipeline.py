@@ -4,8 +4,9 @@
     out/acm-gates/    2. + gates trained on "fewest learners within tolerance" labels
     out/acm-e2e/      3. end-to-end state (checkpoints every few steps; resumable)
     out/acm-model/       the ACM model after stage 3: the deliverable checkpoint
-    out/acm-eval.json 4. test accuracy and mean learners per token at each budget
-                         (``AcmTrainConfig.thresholds``) beside the VQ model without ACM
+    out/acm-eval.json 4. test accuracy and mean learners per token at each budget (gate thresholds,
+                         or target means turned into thresholds on training windows) beside the
+                         VQ model without ACM
     out/acm.json      configuration, per-stage metrics and loss history
 
 The starting VQ model (``start``) is the VQ recipe's ``out/model`` or any checkpoint,
@@ -29,6 +30,7 @@ from ..model.transformer import VQTransformer
 from .acm import (
     AcmTrainConfig,
     Captured,
+    calibrate_thresholds,
     capture,
     distil_learners,
     finetune_end_to_end,
@@ -186,9 +188,11 @@ def run_acm_pipeline(
                                "spans": sum(len(d.spans) for d in test.span_docs["test"])},
                   "plain": test_accuracy(teacher, test, progress), "budgets": []}
         log(f"plain VQ model: {result['plain']}")
-        for threshold in cfg.thresholds:
+        calibrated = calibrate_thresholds(model, shuffled[-cfg.capture_windows :], cfg.target_means)
+        for threshold, target in [(t, None) for t in cfg.thresholds] + list(zip(calibrated, cfg.target_means)):
             set_threshold(model, threshold)
-            result["budgets"].append({"threshold": threshold, **test_accuracy(model, test, progress)})
+            budget = {"threshold": threshold, "target_mean": target}
+            result["budgets"].append({**budget, **test_accuracy(model, test, progress)})
             log(f"ACM threshold {threshold}: {result['budgets'][-1]}")
         result["seconds"] = round(time.time() - started, 1)
         report["eval"] = result

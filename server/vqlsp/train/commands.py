@@ -42,12 +42,15 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                              ("distil-steps", int, "stage 1 steps"), ("gate-steps", int, "stage 2 steps per gate"),
                              ("e2e-steps", int, "stage 3 steps")):
         acm.add_argument(f"--acm-{name}", type=kind, help=text)
-    acm.add_argument("--acm-thresholds", type=float, nargs="+", help="budgets (gate thresholds) evaluated")
+    acm.add_argument("--acm-thresholds", type=float, nargs="+", help="budgets evaluated: gate thresholds")
+    acm.add_argument("--acm-target-means", type=float, nargs="+",
+                     help="budgets evaluated: mean learners per token (default 1.5 2.5 3.5)")
 
 
 ACM_OPTIONS = {"acm_learners": "learners", "acm_target": "target_learners", "acm_tolerance": "tolerance",
                "acm_capture_windows": "capture_windows", "acm_distil_steps": "distil_steps",
-               "acm_gate_steps": "gate_steps", "acm_e2e_steps": "e2e_steps", "acm_thresholds": "thresholds"}
+               "acm_gate_steps": "gate_steps", "acm_e2e_steps": "e2e_steps", "acm_thresholds": "thresholds",
+               "acm_target_means": "target_means"}
 
 
 def acm_config(args: argparse.Namespace):
@@ -58,7 +61,7 @@ def acm_config(args: argparse.Namespace):
     if args.scale == "gpu":
         cfg = AcmTrainConfig(capture_windows=256, window_tokens=256, distil_steps=600, distil_rows=4096,
                              distil_lr=1e-4, gate_steps=1000, e2e_steps=600, e2e_windows=8, e2e_task_docs=8,
-                             checkpoint_every=100, thresholds=(0.2, 0.35, 0.5, 0.75, 1.0), eval_docs=None,
+                             checkpoint_every=100, target_means=(1.25, 1.75, 2.25, 2.75, 3.25), eval_docs=None,
                              eval_span_docs=None, eval_doc_tokens=256)
     for arg, name in ACM_OPTIONS.items():
         value = getattr(args, arg, None)
