@@ -54,7 +54,7 @@ def test_dense_baseline_counts_acm_learners_too():
 
 def test_bench_acm_reports_each_budget():
     model = tiny_model("llama-acm")
-    args = argparse.Namespace(policy="stable", max_drift=8, warmup=1, no_dense_check=False)
+    args = argparse.Namespace(policy="stable", max_drift=8, warmup=1)
     trace = [[TokenEdit(i, i + 1, (i + 3,))] for i in range(5)]
     try:
         out = acm_bench.bench_acm(model, list(range(40)), trace, [0.2, 1.0], args)

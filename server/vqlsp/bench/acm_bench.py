@@ -4,7 +4,8 @@
 (``model/acm.py``) at several budgets (gate thresholds), incremental engine only,
 and reports per edit what ``vqlsp bench engine`` reports for the plain model: ops
 and ms (median, p95), plus the learners each changed row ran. At the end of each
-budget's trace the session is compared with a dense forward of the same ACM model.
+budget's trace the session is compared with a dense forward of the same ACM model
+(always: it is one forward).
 
 ``vqlsp bench acm`` joins ``out/acm-eval.json`` of ``vqlsp train --acm`` (test
 accuracy and mean learners per token at each budget) with an engine benchmark's
@@ -36,8 +37,7 @@ def bench_acm(model, doc_ids: list[int], trace: list, thresholds: list[float], a
         built = session.last_stats
         with torch.no_grad():
             records = [session.apply(call) for call in trace][args.warmup :]
-        check = None
-        if not args.no_dense_check:
+        with torch.no_grad():  # one dense forward: the session must still equal it
             ref = model(torch.tensor([session.token_ids], device=model.device), session.position_ids[None])
             p = model.document_head(ref.hidden).float().softmax(-1)[0]
             check = (session.outputs().probabilities - p).abs().max().item()
