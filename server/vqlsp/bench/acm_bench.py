@@ -51,6 +51,7 @@ def bench_acm(model, doc_ids: list[int], trace: list, thresholds: list[float], a
             "ms_p95": sorted(s.ms for s in records)[int(round(0.95 * (len(records) - 1)))],
             "learners_per_changed_row": sum(ran) / max(1, sum(finished)),
             "learners_per_token_document": sum(built.learners) / max(1, sum(built.rows_changed)),
+            "rows_changed_per_layer_mean": [statistics.fmean(r) for r in zip(*(s.rows_changed for s in records))],
             "max_abs_prob_diff_vs_dense_at_end": check,
         })
     return out
@@ -66,6 +67,9 @@ def print_acm(plain: dict, acm: list[dict]) -> None:
         print(f"  {r['threshold']:>9.2f} {r['learners_per_changed_row']:>12.2f} {r['ops_median']:>14,.0f}"
               f" {r['ms_median']:>10.1f} {r['ms_p95']:>8.1f} {inc['ops_median'] / r['ops_median']:>12.2f}"
               f" {inc['ms_median'] / r['ms_median']:>11.2f}")
+    print("  rows changed per layer (mean), plain: " + " ".join(f"{v:.0f}" for v in plain["rows_changed_per_layer_mean"]))
+    for r in acm:
+        print(f"  ... ACM at {r['threshold']:.2f}: " + " ".join(f"{v:.0f}" for v in r["rows_changed_per_layer_mean"]))
 
 
 # --- vqlsp bench acm: the trade-off table and plot -------------------------------------------
@@ -125,7 +129,8 @@ def plot(rows: list[dict], path: str, learners_per_mlp: int) -> None:
         axes[0].plot([r["learners"] for r in acm], [r[task] for r in acm], marker=marker, label=f"ACM {task}")
         axes[0].scatter([learners_per_mlp], [plain[task]], marker="*", s=150, label=f"no ACM {task}")
         timed = [r for r in acm if r["ms"] is not None]
-        axes[1].plot([r["ms"] for r in timed], [r[task] for r in timed], marker=marker, label=f"ACM {task}")
+        axes[1].plot([r["ms"] for r in timed], [r[task] for r in timed], marker=marker, linestyle="none",
+                     label=f"ACM {task}")  # ms is noisy under load: points, not a curve
         axes[1].scatter([plain["ms"]], [plain[task]], marker="*", s=150, label=f"no ACM {task}")
     axes[0].set_xlabel("mean learners per token (of 4)")
     axes[1].set_xlabel("ms per edit (median, incremental engine)")
@@ -135,6 +140,8 @@ def plot(rows: list[dict], path: str, learners_per_mlp: int) -> None:
         ax.legend(fontsize=8)
     for r in acm:
         axes[0].annotate(f"t={r['threshold']}", (r["learners"], r["document"]), fontsize=7)
+        if r["ms"] is not None:
+            axes[1].annotate(f"{r['learners']:.1f}", (r["ms"], r["document"]), fontsize=7)
     fig.suptitle("ACM budget vs accuracy and edit latency (default model, CPU)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
