@@ -24,8 +24,14 @@ from pathlib import Path
 import torch
 
 from ..model.acm import acm_modules, set_threshold
-from ..model.checkpoint import load_base, load_checkpoint, read_config, save_checkpoint
-from ..model.config import ACMConfig
+from ..model.checkpoint import (
+    CheckpointError,
+    load_base,
+    load_checkpoint,
+    read_config,
+    save_checkpoint,
+)
+from ..model.config import ACMConfig, ModelConfig
 from ..model.transformer import VQTransformer
 from .acm import (
     AcmTrainConfig,
@@ -98,6 +104,21 @@ def prefix_error_profile(model: VQTransformer, data: Captured) -> list[list[floa
         [round(float(e), 4) for e in prefix_errors(acm, x[:2048].to(device), y[:2048].to(device)).mean(0)]
         for acm, x, y in zip(acm_modules(model), data.inputs, data.outputs)
     ]
+
+
+def check_start(start: Path, cfg: AcmTrainConfig) -> None:
+    """Refuse, before any data is read, a start that is not a checkpoint or cannot take ``cfg``'s learners."""
+    config = read_config(start)  # CheckpointError if it is not a checkpoint
+    try:
+        model = ModelConfig.from_dict(config["model"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{start}/config.json: bad model config: {exc}") from None
+    if model.acm is not None:
+        raise CheckpointError(f"{start} already has ACM MLPs; start from a VQ model without them")
+    try:
+        model.check_acm(ACMConfig(learners=cfg.learners))
+    except ValueError as exc:
+        raise CheckpointError(f"--acm-learners: {exc}") from None
 
 
 def run_acm_pipeline(

@@ -102,9 +102,14 @@ def run_train(args: argparse.Namespace) -> int:
 
     cfg = TrainConfig.named(args.scale, **_overrides(args))
     device = str(resolve_device(args.device))
+    out = Path(args.out)
+    if args.acm_from:  # a bad start checkpoint fails now, not after the data is read
+        from ..model.registry import model_dir
+        from .acm_pipeline import check_start
+
+        check_start(model_dir(None if args.acm_from == "default" else args.acm_from), acm_config(args))
     tokenizer = Tokenizer.from_file(str(default_tokenizer_path()))
     data, text_ids = real_data(tokenizer, cfg.scale)
-    out = Path(args.out)
     if not args.acm_from:
         report = run_pipeline(
             out, cfg, load_base=load_default_base, base_source=DEFAULT_BASE, data=data,
