@@ -318,6 +318,7 @@ class IncrementalSession:
         # 5. W_o + MLP for rows whose input or codes changed
         with self._stage("finish"):
             out = _union(changed, flipped)
+            learners = None
             if len(out):
                 c = block.vq.lookup(st.codes[layer, out].long())
                 st.x[layer + 1, out] = block.finish(st.x[layer, out], c)
@@ -326,7 +327,7 @@ class IncrementalSession:
                 if learners is not None:
                     st.learners[layer, out] = block.mlp.last_learners.to(torch.int8)
             if self.cfg.acm is not None:
-                stats.learners.append(learners_run(block.mlp) or 0 if len(out) else 0)
+                stats.learners.append(learners or 0)
         stats.rows_changed.append(len(_union(out, rotated)) if len(rotated) else len(out))
         stats.recomputed.append(len(full))
         return out

@@ -85,7 +85,8 @@ def test_subset(data: TaskData, cfg: AcmTrainConfig) -> TaskData:
 
 
 def test_accuracy(model: VQTransformer, data: TaskData, progress: bool) -> dict:
-    """The model's own heads on its VQ features, test split (and mean learners per token with ACM)."""
+    """The model's own heads on its VQ features, test split (and mean learners per token with ACM,
+    over every row run: the right-padding of short texts in a batch counts too)."""
     tally = LearnerTally(model) if model.cfg.acm else None
     feats = extract(model, data, [model.cfg.depth], vq=True, splits=("test",), progress=progress)
     result = head_test_accuracy(model, feats, data, model.cfg.depth)
