@@ -61,6 +61,13 @@ def test_missing_checkpoint(tmp_path):
     assert_user_error(vqlsp_cli("classify", str(SAMPLE), "--model", str(tmp_path / "none")), "does not exist")
 
 
+def test_train_acm_refuses_a_bad_start_before_reading_data(tmp_path):
+    out = str(tmp_path / "run")
+    assert_user_error(vqlsp_cli("train", "--out", out, "--acm-from", str(tmp_path / "none")), "does not exist")
+    assert_user_error(vqlsp_cli("train", "--out", out, "--acm-from", "default", "--acm-learners", "5"),
+                      "--acm-learners", "must divide")
+
+
 def test_corrupt_checkpoint(tmp_path):
     (tmp_path / "config.json").write_text("{oops")
     assert_user_error(vqlsp_cli("classify", str(SAMPLE), "--model", str(tmp_path)), "not valid JSON")

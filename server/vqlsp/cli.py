@@ -181,6 +181,7 @@ BENCHES = [
     ("text", "text_bench", "per-keystroke cost of text -> token edits"),
     ("lsp", "lsp_bench", "keystroke-to-publish latency at a client over real stdio"),
     ("engine", "engine_bench", "incremental engine vs dense and prefix-cache re-runs (ops, ms)"),
+    ("acm", "acm_bench", "ACM trade-off: accuracy vs learners per token and ms per edit (table, PNG)"),
     ("typing", "typing_bench", "keystroke -> covering result with edits sent on a clock, over real stdio"),
 ]
 

@@ -10,7 +10,8 @@ from functools import cache
 
 import torch
 
-from vqlsp.model.config import ModelConfig
+from vqlsp.model.acm import AcmMlp, acm_modules
+from vqlsp.model.config import ACMConfig, ModelConfig
 from vqlsp.model.heads import DocumentHead, SpanHead
 from vqlsp.model.transformer import VQTransformer
 from vqlsp.train.codebooks import fit_codebooks
@@ -21,6 +22,8 @@ VARIANTS = {
     "opt": dict(arch="opt"),  # learned positions (offset 2), ReLU, LayerNorm, biases
     "opt-post-ln": dict(arch="opt", pre_norm=False),
     "llama-mqa-3layers": dict(arch="llama", n_kv_heads=1, n_layers=3),
+    "llama-acm": dict(arch="llama", acm_learners=4),  # ACM MLPs (model/acm.py): SwiGLU learners
+    "opt-acm": dict(arch="opt", acm_learners=4),  # ... ReLU learners
 }
 
 
@@ -29,8 +32,14 @@ def tiny_model(variant: str = "llama", codebook_size: int = 8, pooling: str = "m
     torch.manual_seed(seed)
     overrides = dict(VARIANTS[variant])
     arch = overrides.pop("arch")
+    learners = overrides.pop("acm_learners", 0)
     cfg = ModelConfig.tiny(arch, vq={"codebook_size": codebook_size}, max_positions=1024, **overrides)
     model = VQTransformer(cfg).eval()
+    if learners:
+        model.set_acm(ACMConfig(learners=learners, threshold=0.5))
+        with torch.no_grad():
+            for acm in acm_modules(model):  # random gates, sharp enough that tokens run 1 to N learners
+                acm.gate.net.weight.mul_(4)
     model.set_heads(
         DocumentHead(model.hidden_dim, ["a", "b", "c"], pooling),
         SpanHead(model.hidden_dim, ["x", "y"]),
@@ -45,5 +54,20 @@ def tiny_model(variant: str = "llama", codebook_size: int = 8, pooling: str = "m
 
 @torch.no_grad()
 def dense(model: VQTransformer, ids: list[int], pos: torch.Tensor):
-    """The dense reference on the same ids and position ids."""
-    return model(torch.tensor([ids]), pos.clone()[None], return_attn=True)
+    """The dense reference on the same ids and position ids. With ACM MLPs, ``gate_slack`` is set
+    too: per ACM layer (T,), how far the nearest cumulative gate probability is from the
+    threshold (a gate tie where it is ~0, the analogue of a code margin)."""
+    slack: list[torch.Tensor] = []
+
+    def record(module, args, output):
+        cum = module.gate(args[0]).softmax(-1).float().cumsum(-1)[..., :-1]
+        slack.append((cum - module.acm.threshold).abs().amin(-1)[0])
+
+    handles = [m.register_forward_hook(record) for m in model.modules() if isinstance(m, AcmMlp)]
+    try:
+        out = model(torch.tensor([ids]), pos.clone()[None], return_attn=True)
+    finally:
+        for h in handles:
+            h.remove()
+    out.gate_slack = slack
+    return out

@@ -38,6 +38,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-dense-check", action="store_true", help="skip the dense baseline (no ratios)")
     p.add_argument("--json", help="write the results here")
     p.add_argument("--plot", help="write a PNG plot here (speedup vs length, rows changed per layer)")
+    p.add_argument("--acm-model", help="also an ACM checkpoint (vqlsp train --acm) on the same trace, incremental")
+    p.add_argument("--acm-thresholds", type=float, nargs="+", default=[0.25, 0.5, 0.9],
+                   help="the ACM model's budgets: gate thresholds (default 0.25 0.5 0.9)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..model.device import resolve_device
     from ..model.registry import load_model, load_tokenizer
+    from .acm_bench import print_acm
     from .report import plot_runs, print_run
 
     if args.threads:
@@ -52,11 +56,14 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     model = load_model(args.model, str(device))
     tokenizer = load_tokenizer(args.model)
+    acm = load_model(args.acm_model, str(device)) if args.acm_model else None
     runs = []
     for tokens in args.tokens:
-        result = bench_one(model, tokenizer, tokens, args)
+        result = bench_one(model, tokenizer, tokens, args, acm)
         result.update(model=args.model or "default", device=str(device), threads=torch.get_num_threads())
         print_run(result)
+        if acm is not None:
+            print_acm(result, result["acm"])
         runs.append(result)
     summary = dict(runs[-1])
     if len(runs) > 1:
@@ -70,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def bench_one(model, tokenizer, tokens: int, args: argparse.Namespace) -> dict:
+def bench_one(model, tokenizer, tokens: int, args: argparse.Namespace, acm=None) -> dict:
     import torch
 
     from ..engine.baselines import DenseStrategy, PrefixCacheStrategy
@@ -108,6 +115,11 @@ def bench_one(model, tokenizer, tokens: int, args: argparse.Namespace) -> dict:
     result["max_abs_hidden_diff"] = max(hidden_diffs) if hidden_diffs else None
     if args.policy == "stable":
         result["settle"] = settle(model, strategies["incremental"], records.get("dense"))
+    if acm is not None:  # the ACM model on the same trace, at each budget (``acm_bench.py``)
+        from .acm_bench import bench_acm
+
+        result["acm"] = bench_acm(acm, doc.ids, trace, args.acm_thresholds, args)
+        result["acm_model"], result["acm_learners"] = args.acm_model, acm.cfg.acm.learners
     return result
 
 

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 import torch
 
+from ..model.acm import learners_run
 from .attention import attend_rows
 from .edits import TokenEdit, apply_edits
 from .ops import CostModel, OpCounter, causal_pairs, dense_ops
@@ -82,11 +83,13 @@ class DenseStrategy(_Strategy):
 
     def _update(self, ids: torch.Tensor, pos: torch.Tensor, stats: UpdateStats) -> None:
         n, depth = len(ids), self.cfg.depth
+        learners = None
         if n:
             self.hidden = self.model(ids[None], pos[None]).hidden[0]
+            learners = [learners_run(block.mlp) for block in self.model.blocks[:depth]]
         else:
             self.hidden = self.hidden[:0]
-        stats.ops = dense_ops(self.cost, n, depth)
+        stats.ops = dense_ops(self.cost, n, depth, learners=learners)
         stats.rows_changed = [n] * depth
 
 
@@ -124,6 +127,7 @@ class PrefixCacheStrategy(_Strategy):
         first = int(differs.nonzero()[0]) if bool(differs.any()) else same
         self._reserve(n)
         rows = n - first
+        learners: list[int | None] = [None] * depth
         if rows:
             model = self.model
             x = model.embed_rows(ids[first:], pos[first:])
@@ -137,9 +141,11 @@ class PrefixCacheStrategy(_Strategy):
                 keys, values = self.k[layer, :n].transpose(0, 1), self.v[layer, :n].transpose(0, 1)
                 o, _ = attend_rows(q.transpose(0, 1), row_index, keys, values, key_index)
                 x = block.finish(x, block.quantize(o.transpose(0, 1)).values)
+                learners[layer] = learners_run(block.mlp)
             self.hidden[first:n] = model.final_rows(x)
         ops = OpCounter()
-        ops.rows(self.cost, qkv=rows * depth, finish=rows * depth)
+        for layer in range(depth):
+            ops.rows(self.cost, qkv=rows, finish=rows, learners=learners[layer])
         ops["attention"] = depth * self.cost.attention(causal_pairs(first, n))
         ops["vq"] = depth * rows * self.cost.vq
         ops["io"] = rows * self.cost.io_proj

@@ -3,7 +3,8 @@
 Unit: one multiply-add ("op"), counted for the work that grows with the model:
 
 * projections, per row run: q/k/v ``D*(H + 2*Hkv)*Dh``, W_o ``H*Dh*D``, the MLP
-  ``2*D*F`` (ReLU) or ``3*D*F`` (SwiGLU), and OPT-350m's project_in/out;
+  ``2*D*F`` (ReLU) or ``3*D*F`` (SwiGLU), and OPT-350m's project_in/out; an ACM MLP
+  (``model/acm.py``) costs its gate per row plus ``MLP / N`` per learner it runs;
 * attention, per query row ``i`` attending its ``i + 1`` causal keys:
   ``2*H*Dh*(i + 1)`` (q.k scores and the weighted sum of values), whatever kernel
   computes it (a masked kernel that also touches later keys is not charged extra);
@@ -38,13 +39,20 @@ class CostModel:
     mlp_mats: int  # 2 (ReLU) or 3 (SwiGLU)
     codebook_size: int
     io_proj: int  # project_in + project_out per row (OPT-350m), else 0
+    learners: int = 0  # ACM learners per MLP (0: plain MLPs)
+    gate: int = 0  # an ACM gate, per row
 
     @classmethod
     def of(cls, cfg) -> CostModel:
-        e = cfg.embed_proj_dim
+        e, acm = cfg.embed_proj_dim, cfg.acm
+        if acm is None:
+            learners = gate = 0
+        else:
+            h = acm.gate_hidden
+            learners, gate = acm.learners, cfg.d_model * h + h * acm.learners if h else cfg.d_model * acm.learners
         return cls(
             cfg.d_model, cfg.n_heads, cfg.n_kv_heads, cfg.d_head, cfg.d_ff,
-            3 if cfg.mlp == "swiglu" else 2, cfg.vq.codebook_size, 2 * e * cfg.d_model if e else 0,
+            3 if cfg.mlp == "swiglu" else 2, cfg.vq.codebook_size, 2 * e * cfg.d_model if e else 0, learners, gate,
         )
 
     @property
@@ -58,6 +66,11 @@ class CostModel:
     @property
     def mlp(self) -> int:
         return self.mlp_mats * self.d_model * self.d_ff
+
+    @property
+    def learner(self) -> int:
+        """One ACM learner, per row."""
+        return self.mlp // self.learners
 
     @property
     def vq(self) -> int:
@@ -83,17 +96,25 @@ class OpCounter(Counter):
     def total(self) -> int:
         return sum(self.values())
 
-    def rows(self, cost: CostModel, qkv: int = 0, finish: int = 0) -> None:
-        """Charge ``qkv`` rows through q/k/v and ``finish`` rows through W_o and the MLP."""
+    def rows(self, cost: CostModel, qkv: int = 0, finish: int = 0, learners: int | None = None) -> None:
+        """Charge ``qkv`` rows through q/k/v and ``finish`` rows through W_o and the MLP; with an
+        ACM MLP, ``learners`` is how many learners those rows ran in all (``acm.learners_run``)."""
         self["qkv"] += qkv * cost.qkv
         self["out"] += finish * cost.out
-        self["mlp"] += finish * cost.mlp
+        if learners is None:
+            self["mlp"] += finish * cost.mlp
+        else:
+            self["mlp"] += learners * cost.learner + finish * cost.gate
 
 
-def dense_ops(cost: CostModel, n: int, layers: int, vq: bool = True) -> OpCounter:
-    """What one dense forward over n tokens costs."""
+def dense_ops(
+    cost: CostModel, n: int, layers: int, vq: bool = True, learners: list[int | None] | None = None
+) -> OpCounter:
+    """What one dense forward over n tokens costs (``learners``: per layer, the learners its ACM
+    MLP ran over the n rows, None for a plain MLP; ``acm.learners_run``)."""
     ops = OpCounter()
-    ops.rows(cost, qkv=n * layers, finish=n * layers)
+    for layer in range(layers):
+        ops.rows(cost, qkv=n, finish=n, learners=learners[layer] if learners else None)
     ops["attention"] = layers * cost.attention(causal_pairs(0, n))
     if vq:
         ops["vq"] = layers * n * cost.vq

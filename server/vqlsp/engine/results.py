@@ -25,6 +25,7 @@ class UpdateStats:
     code_flips: list[int] = field(default_factory=list)  # (row, head) codes of surviving rows that changed
     searched: list[int] = field(default_factory=list)  # rows whose nearest code was searched
     recomputed: list[int] = field(default_factory=list)  # rows whose attention was computed in full
+    learners: list[int] = field(default_factory=list)  # ACM models: learners run by the changed rows, per layer
     ops: OpCounter = field(default_factory=OpCounter)
     ms: float = 0.0  # wall time of the call (device synchronized)
     reindexed: bool = False  # the stable position policy re-indexed every position

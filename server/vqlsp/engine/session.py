@@ -43,6 +43,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..model.acm import learners_run
 from ..model.vq import nearest_codes
 from .attention import attend_rows, update_rows_
 from .edits import TokenEdit
@@ -128,6 +129,12 @@ class IncrementalSession:
     def codes(self, layer: int) -> torch.Tensor:
         """(n, H) codes of one layer."""
         return self.state.rows("codes", layer)
+
+    def learners(self, layer: int) -> torch.Tensor:
+        """(n,) learners each token's ACM MLP runs in one layer (ACM models only)."""
+        if self.cfg.acm is None:
+            raise ValueError("the model has no ACM MLPs")
+        return self.state.rows("learners", layer).long()
 
     def attention_outputs(self, layer: int) -> torch.Tensor:
         """(n, H, Dh) pre-VQ attention outputs of one layer (the accumulators)."""
@@ -311,10 +318,16 @@ class IncrementalSession:
         # 5. W_o + MLP for rows whose input or codes changed
         with self._stage("finish"):
             out = _union(changed, flipped)
+            learners = None
             if len(out):
                 c = block.vq.lookup(st.codes[layer, out].long())
                 st.x[layer + 1, out] = block.finish(st.x[layer, out], c)
-                ops.rows(cost, finish=len(out))
+                learners = learners_run(block.mlp)  # an ACM MLP ran only each row's gated learners
+                ops.rows(cost, finish=len(out), learners=learners)
+                if learners is not None:
+                    st.learners[layer, out] = block.mlp.last_learners.to(torch.int8)
+            if self.cfg.acm is not None:
+                stats.learners.append(learners or 0)
         stats.rows_changed.append(len(_union(out, rotated)) if len(rotated) else len(out))
         stats.recomputed.append(len(full))
         return out

@@ -22,6 +22,7 @@ Per layer l and slot s (float32 unless noted; attention buffers head-major):
 * ``codes``     the chosen code per head (int16)
 * ``hidden``    the final states (after norm_f / project_out)
 * ``ids, pos``  token id and position id
+* ``learners``  ACM models: learners the row's MLP ran (int8; 0 in layers without ACM)
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ class SessionState:
         batched matmuls read and update in place."""
         c, L = self.cfg, self.cfg.depth
         h, kv, dh, f = c.n_heads, c.n_kv_heads, c.d_head, self.dtype
-        return {
+        shapes = {
             "x": ((L + 1, None, c.d_model), f),
             "q": ((L, h, None, dh), f),
             "k": ((L, kv, None, dh), f),
@@ -78,6 +79,9 @@ class SessionState:
             "ids": ((None,), torch.long),
             "pos": ((None,), torch.long),
         }
+        if c.acm is not None:
+            shapes["learners"] = ((L, None), torch.int8)
+        return shapes
 
     # --- reading rows in document order ---------------------------------------------------
 

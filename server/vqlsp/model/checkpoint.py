@@ -1,7 +1,7 @@
 """The checkpoint directory: ``config.json`` + ``model.safetensors``, no pickle.
 
     config.json   {"format": "vqlsp-checkpoint", "format_version": 1,
-                   "model": ModelConfig, "heads": {"document": {...}, "span": {...}},
+                   "model": ModelConfig (with "acm": ACMConfig for ACM MLPs, ``acm.py``), "heads": {"document": {...}, "span": {...}},
                    "base": {"source": "...", "weights": "included" | "external"},
                    "info": {...free-form provenance and metrics...}}
 
@@ -125,10 +125,13 @@ def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -
     base = config.get("base") or {}
     if base.get("weights") == "external":
         model = load_base(base.get("source"))
-        if model.cfg.to_dict() | {"vq": None, "exit_layer": None} != cfg.to_dict() | {"vq": None, "exit_layer": None}:
+        own = {"vq": None, "exit_layer": None, "acm": None}  # what a checkpoint may set over its base
+        if model.cfg.to_dict() | own != cfg.to_dict() | own:
             raise CheckpointError(f"{directory}: model config does not match its base {base.get('source')!r}")
         model.cfg.exit_layer = cfg.exit_layer
         model.set_vq(cfg.vq)
+        if cfg.acm is not None:
+            model.set_acm(cfg.acm)  # learners and gates come from the weights file
         partial = True
     else:
         model = VQTransformer(cfg)

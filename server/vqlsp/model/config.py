@@ -25,6 +25,20 @@ class VQConfig:
 
 
 @dataclass
+class ACMConfig:
+    """Adaptive Computation Modules (Wojcik et al., arXiv 2312.10193; ``acm.py``): the MLPs of the
+    first ``layers`` blocks are split into ``learners`` learners of width d_ff / learners, and a
+    per-token gate picks how many of them run (1..learners)."""
+
+    learners: int = 4
+    layers: int = 0  # blocks 0..layers-1 have ACM MLPs (0 is filled in: every block the model runs)
+    gate_hidden: int = 0  # 0: a linear gate; > 0: one hidden ReLU layer of this width (the authors' deep gate)
+    # the budget knob, at inference time: a token runs the fewest learners whose cumulative gate
+    # probability reaches ``threshold`` (0.5: the median of the gate's distribution; lower = cheaper)
+    threshold: float = 0.5
+
+
+@dataclass
 class ModelConfig:
     arch: str  # where it came from: "opt" | "llama" (informational; the form is below)
     vocab_size: int
@@ -52,18 +66,37 @@ class ModelConfig:
     tie_embeddings: bool = True
     exit_layer: int | None = None  # run only the first N layers (early exit for the heads); None = all
     vq: VQConfig = field(default_factory=VQConfig)
+    acm: ACMConfig | None = None  # ACM MLPs (None: the plain MLP everywhere)
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHITECTURES:
             raise ValueError(f"unknown architecture {self.arch!r} (vqlsp runs {', '.join(ARCHITECTURES)})")
         if isinstance(self.vq, dict):
             self.vq = VQConfig(**self.vq)
+        if isinstance(self.acm, dict):
+            self.acm = ACMConfig(**self.acm)
+        if self.acm is not None:
+            self.check_acm(self.acm)
         if self.n_kv_heads is None:
             self.n_kv_heads = self.n_heads
         if self.n_heads % self.n_kv_heads:
             raise ValueError(f"n_heads={self.n_heads} is not a multiple of n_kv_heads={self.n_kv_heads}")
         if self.exit_layer is not None and not 1 <= self.exit_layer <= self.n_layers:
             raise ValueError(f"exit_layer={self.exit_layer} outside 1..{self.n_layers}")
+
+    def check_acm(self, acm: ACMConfig) -> None:
+        if acm.learners < 1 or self.d_ff % acm.learners:
+            raise ValueError(f"acm.learners={acm.learners} must divide d_ff={self.d_ff}")
+        if not 0 <= acm.layers <= self.n_layers:
+            raise ValueError(f"acm.layers={acm.layers} outside 0..{self.n_layers}")
+        if not 0.0 < acm.threshold <= 1.0:
+            raise ValueError(f"acm.threshold={acm.threshold} outside (0, 1]")
+        if acm.layers == 0:
+            acm.layers = self.depth
+
+    def has_acm(self, layer: int) -> bool:
+        """Whether block ``layer`` has an ACM MLP."""
+        return self.acm is not None and layer < self.acm.layers
 
     @property
     def depth(self) -> int:

@@ -37,16 +37,17 @@ def make_norm(cfg: ModelConfig, dim: int) -> nn.Module:
 class Mlp(nn.Module):
     """OPT's ReLU MLP (fc1 -> relu -> fc2) or Llama's SwiGLU (down(silu(gate) * up))."""
 
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: ModelConfig, d_ff: int | None = None):
         super().__init__()
         self.kind = cfg.mlp
+        d_ff = d_ff or cfg.d_ff  # narrower for an ACM learner
         if cfg.mlp == "relu":
-            self.fc1 = nn.Linear(cfg.d_model, cfg.d_ff, bias=cfg.mlp_bias)
-            self.fc2 = nn.Linear(cfg.d_ff, cfg.d_model, bias=cfg.mlp_bias)
+            self.fc1 = nn.Linear(cfg.d_model, d_ff, bias=cfg.mlp_bias)
+            self.fc2 = nn.Linear(d_ff, cfg.d_model, bias=cfg.mlp_bias)
         else:
-            self.gate = nn.Linear(cfg.d_model, cfg.d_ff, bias=cfg.mlp_bias)
-            self.up = nn.Linear(cfg.d_model, cfg.d_ff, bias=cfg.mlp_bias)
-            self.down = nn.Linear(cfg.d_ff, cfg.d_model, bias=cfg.mlp_bias)
+            self.gate = nn.Linear(cfg.d_model, d_ff, bias=cfg.mlp_bias)
+            self.up = nn.Linear(cfg.d_model, d_ff, bias=cfg.mlp_bias)
+            self.down = nn.Linear(d_ff, cfg.d_model, bias=cfg.mlp_bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.kind == "relu":

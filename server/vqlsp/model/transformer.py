@@ -18,7 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import ModelConfig, VQConfig
+from .acm import AcmMlp
+from .config import ACMConfig, ModelConfig, VQConfig
 from .heads import DocumentHead, SpanHead
 from .layers import Mlp, Rope, make_norm
 from .vq import Quantized, VectorQuantizer
@@ -33,7 +34,7 @@ class Positional:
 
 
 class Block(nn.Module):
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: ModelConfig, layer: int = 0):
         super().__init__()
         self.cfg = cfg
         h, kv, dh = cfg.n_heads, cfg.n_kv_heads, cfg.d_head
@@ -44,7 +45,7 @@ class Block(nn.Module):
         self.o = nn.Linear(h * dh, cfg.d_model, bias=cfg.out_bias)
         self.vq = VectorQuantizer(h, dh, cfg.vq.codebook_size, cfg.vq.commitment)
         self.norm2 = make_norm(cfg, cfg.d_model)
-        self.mlp = Mlp(cfg)
+        self.mlp: Mlp | AcmMlp = AcmMlp(cfg) if cfg.has_acm(layer) else Mlp(cfg)
 
     def qkv(self, x: torch.Tensor, pos: Positional) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Rows x (..., T, D) -> q (..., T, H, Dh), k and v (..., T, Hkv, Dh), RoPE applied."""
@@ -95,6 +96,7 @@ class ForwardOutput:
     codes: list[torch.Tensor] = field(default_factory=list)  # per layer (B, T, H), VQ on
     margins: list[torch.Tensor] = field(default_factory=list)  # per layer (B, T, H), VQ on
     attn: list[torch.Tensor] = field(default_factory=list)  # per layer pre-VQ outputs (B, T, H, Dh), on request
+    learners: list[torch.Tensor] = field(default_factory=list)  # per ACM layer (B, T) learners run per token
     vq_loss: torch.Tensor | None = None  # summed commitment/codebook loss over layers
 
 
@@ -111,7 +113,7 @@ class VQTransformer(nn.Module):
             self.pos_embed = nn.Embedding(cfg.max_positions + cfg.position_offset, cfg.d_model)
         else:
             self.rope = Rope(cfg)
-        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
+        self.blocks = nn.ModuleList(Block(cfg, i) for i in range(cfg.n_layers))
         if cfg.final_norm:
             self.norm_f = make_norm(cfg, cfg.d_model)
         if not cfg.tie_embeddings:
@@ -135,6 +137,19 @@ class VQTransformer(nn.Module):
             block.vq = VectorQuantizer(self.cfg.n_heads, self.cfg.d_head, vq.codebook_size, vq.commitment).to(
                 self.device
             )
+
+    def set_acm(self, acm: ACMConfig, importance: list[torch.Tensor] | None = None) -> None:
+        """Replace the MLPs of the first ``acm.layers`` blocks by ACM MLPs cut from them
+        (``AcmMlp.from_mlp``; ``importance``: per layer, (d_ff,) neuron importance). The gates
+        start untrained: train them (``train/acm.py``) or load them before use."""
+        if self.cfg.acm is not None:
+            raise ValueError("the model already has ACM MLPs")
+        self.cfg.check_acm(acm)
+        self.cfg.acm = acm
+        for i in range(acm.layers):
+            block = self.blocks[i]
+            block.mlp = AcmMlp.from_mlp(block.mlp, self.cfg, importance[i] if importance else None)
+            block.mlp.train(self.training)
 
     def set_heads(self, document: DocumentHead | None = None, span: SpanHead | None = None) -> None:
         self.document_head = document
@@ -205,6 +220,8 @@ class VQTransformer(nn.Module):
                 losses.append(quant.loss)
             if return_attn:
                 out.attn.append(o)
+            if isinstance(block.mlp, AcmMlp):
+                out.learners.append(block.mlp.last_learners)
         out.hidden = self.final_rows(x)
         if losses:
             out.vq_loss = torch.stack(losses).sum()

@@ -31,6 +31,44 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    acm = p.add_argument_group("adaptive computation modules (train/acm_pipeline.py)")
+    acm.add_argument("--acm", action="store_true",
+                     help="then run the ACM stages on the VQ model (out/model, or --acm-from)")
+    acm.add_argument("--acm-from", help="VQ checkpoint to start the ACM stages from, skipping the VQ recipe "
+                     "('default': the shipped model)")
+    for name, kind, text in (("learners", int, "learners per MLP"), ("target", float, "stage 3 mean learners per token"),
+                             ("tolerance", float, "stage 2 label tolerance (relative error)"),
+                             ("capture-windows", int, "windows captured for stages 1-2"),
+                             ("distil-steps", int, "stage 1 steps"), ("gate-steps", int, "stage 2 steps per gate"),
+                             ("e2e-steps", int, "stage 3 steps")):
+        acm.add_argument(f"--acm-{name}", type=kind, help=text)
+    acm.add_argument("--acm-thresholds", type=float, nargs="+", help="budgets evaluated: gate thresholds")
+    acm.add_argument("--acm-target-means", type=float, nargs="+",
+                     help="budgets evaluated: mean learners per token (default 1.5 2.5 3.5)")
+
+
+ACM_OPTIONS = {"acm_learners": "learners", "acm_target": "target_learners", "acm_tolerance": "tolerance",
+               "acm_capture_windows": "capture_windows", "acm_distil_steps": "distil_steps",
+               "acm_gate_steps": "gate_steps", "acm_e2e_steps": "e2e_steps", "acm_thresholds": "thresholds",
+               "acm_target_means": "target_means"}
+
+
+def acm_config(args: argparse.Namespace):
+    """The ACM stages' settings at ``args.scale`` with the command line's overrides."""
+    from .acm import AcmTrainConfig
+
+    cfg = AcmTrainConfig()
+    if args.scale == "gpu":
+        cfg = AcmTrainConfig(capture_windows=256, window_tokens=256, distil_steps=600, distil_rows=4096,
+                             distil_lr=1e-4, gate_steps=1000, e2e_steps=600, e2e_windows=8, e2e_task_docs=8,
+                             checkpoint_every=100, target_means=(1.25, 1.75, 2.25, 2.75, 3.25), eval_docs=None,
+                             eval_span_docs=None, eval_doc_tokens=256)
+    for arg, name in ACM_OPTIONS.items():
+        value = getattr(args, arg, None)
+        if value is not None:
+            setattr(cfg, name, tuple(value) if isinstance(value, list) else value)
+    cfg.seed = args.seed
+    return cfg
 
 
 def _overrides(args: argparse.Namespace) -> dict:
@@ -64,14 +102,30 @@ def run_train(args: argparse.Namespace) -> int:
 
     cfg = TrainConfig.named(args.scale, **_overrides(args))
     device = str(resolve_device(args.device))
+    out = Path(args.out)
+    if args.acm_from:  # a bad start checkpoint fails now, not after the data is read
+        from ..model.registry import model_dir
+        from .acm_pipeline import check_start
+
+        check_start(model_dir(None if args.acm_from == "default" else args.acm_from), acm_config(args))
     tokenizer = Tokenizer.from_file(str(default_tokenizer_path()))
     data, text_ids = real_data(tokenizer, cfg.scale)
-    report = run_pipeline(
-        Path(args.out), cfg, load_base=load_default_base, base_source=DEFAULT_BASE, data=data,
-        text_ids=text_ids, device=device, progress=not args.quiet,
-    )
-    print(json.dumps(report["eval"], indent=1))
-    print(f"model: {Path(args.out) / 'model'}")
+    if not args.acm_from:
+        report = run_pipeline(
+            out, cfg, load_base=load_default_base, base_source=DEFAULT_BASE, data=data,
+            text_ids=text_ids, device=device, progress=not args.quiet,
+        )
+        print(json.dumps(report["eval"], indent=1))
+        print(f"model: {out / 'model'}")
+    if args.acm or args.acm_from:
+        from ..model.registry import model_dir
+        from .acm_pipeline import run_acm_pipeline
+
+        start = out / "model" if not args.acm_from else model_dir(None if args.acm_from == "default" else args.acm_from)
+        report = run_acm_pipeline(out, start, acm_config(args), data=data, text_ids=text_ids, device=device,
+                                  progress=not args.quiet)
+        print(json.dumps(report["eval"], indent=1))
+        print(f"ACM model: {out / 'acm-model'}")
     return 0
 
 
