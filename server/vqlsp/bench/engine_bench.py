@@ -7,6 +7,10 @@ incremental on the same edit), then summarised by their median. After every
 edit the incremental outputs are compared with the dense ones
 (``max_abs_prob_diff``).
 
+Beside them run the dense re-runs a user would pick instead on ONNX Runtime, fp32 and
+int8 (``ort_rows.py``; ``--no-ort`` skips them), with the engine's ratio to the fastest
+dense re-run.
+
 ``work_efficiency`` isolates the engine from how well the codebooks are trained:
 per edit, (dense ms x fraction of (row, layer) pairs that really changed) /
 incremental ms; 1.0 means the engine costs exactly its share of a dense pass.
@@ -18,8 +22,11 @@ import argparse
 import json
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
+
+from . import ort_rows
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -38,6 +45,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-dense-check", action="store_true", help="skip the dense baseline (no ratios)")
     p.add_argument("--json", help="write the results here")
     p.add_argument("--plot", help="write a PNG plot here (speedup vs length, rows changed per layer)")
+    ort_rows.add_arguments(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -53,11 +61,13 @@ def run(args: argparse.Namespace) -> int:
     model = load_model(args.model, str(device))
     tokenizer = load_tokenizer(args.model)
     runs = []
-    for tokens in args.tokens:
-        result = bench_one(model, tokenizer, tokens, args)
-        result.update(model=args.model or "default", device=str(device), threads=torch.get_num_threads())
-        print_run(result)
-        runs.append(result)
+    with tempfile.TemporaryDirectory(prefix="vqlsp-onnx-") as scratch:
+        ort = ort_rows.strategies(model, args, device, Path(scratch))
+        for tokens in args.tokens:
+            result = bench_one(model, tokenizer, tokens, args, ort)
+            result.update(model=args.model or "default", device=str(device), threads=torch.get_num_threads())
+            print_run(result)
+            runs.append(result)
     summary = dict(runs[-1])
     if len(runs) > 1:
         summary["runs"] = runs
@@ -70,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def bench_one(model, tokenizer, tokens: int, args: argparse.Namespace) -> dict:
+def bench_one(model, tokenizer, tokens: int, args: argparse.Namespace, ort: dict | None = None) -> dict:
     import torch
 
     from ..engine.baselines import DenseStrategy, PrefixCacheStrategy
@@ -82,6 +92,7 @@ def bench_one(model, tokenizer, tokens: int, args: argparse.Namespace) -> dict:
     kinds = {"incremental": IncrementalSession, "prefix": PrefixCacheStrategy, "dense": DenseStrategy}
     if args.no_dense_check:
         kinds.pop("dense")
+    kinds.update(ort or {})
     strategies, setup_ms = {}, {}
     for name, cls in kinds.items():
         start = time.perf_counter()
@@ -90,6 +101,7 @@ def bench_one(model, tokenizer, tokens: int, args: argparse.Namespace) -> dict:
         setup_ms[name] = (time.perf_counter() - start) * 1e3
     records: dict[str, list] = {name: [] for name in strategies}
     prob_diffs, hidden_diffs = [], []
+    agreement = ort_rows.Agreement("dense" if "dense" in strategies else "incremental")
     with torch.no_grad():
         for i, call in enumerate(trace):
             for name, strategy in strategies.items():
@@ -101,11 +113,17 @@ def bench_one(model, tokenizer, tokens: int, args: argparse.Namespace) -> dict:
                     prob_diffs.append((inc.probabilities - ref.probabilities).abs().max().item())
                 if len(ref.hidden):
                     hidden_diffs.append((inc.hidden - ref.hidden).abs().max().item())
+            if ort:
+                agreement.record(strategies)
             if i % 10 == 9:
                 print(f"  {tokens} tokens: {i + 1}/{len(trace)} edits", file=sys.stderr)
     records = {name: recs[args.warmup:] for name, recs in records.items()}
     result = summarize(tokens, args, strategies["incremental"], records, prob_diffs, setup_ms, len(doc.ids))
     result["max_abs_hidden_diff"] = max(hidden_diffs) if hidden_diffs else None
+    if ort:
+        speedup, fastest = ort_rows.ratios(records, result["strategies"])
+        result["speedup"].update(speedup)
+        result["ort"] = {"fastest_dense": fastest, "agreement": agreement.summary(), **ort_rows.describe(ort)}
     if args.policy == "stable":
         result["settle"] = settle(model, strategies["incremental"], records.get("dense"))
     return result
