@@ -118,4 +118,4 @@ def test_default_model_graph_equals_torch(default_graphs, default_model):
     check = parity(default_model, default_graphs["fp32"], tokens=96)
     assert check["codes_differ_share"] == 0
     assert check["max_abs_prob_diff"] < 1e-4
-    assert check["max_abs_hidden_diff"] < 1e-2  # final states of magnitude ~100 (RMSNorm weight)
+    assert check["max_abs_hidden_diff"] < 1e-2  # of final states up to ~30 in size (float32 summation order)
