@@ -17,7 +17,13 @@ The graph (``model.onnx``, opset ``OPSET``), both axes dynamic::
 
 Span labels are the span head applied to the mean of a span's ``hidden`` rows (the
 span head is linear, so nothing of it needs to be in the graph). The labels, the
-pooling and the depth are written into the graph's metadata (``metadata_props``).
+pooling, the depth and a fingerprint of the model are written into the graph's
+metadata (``metadata_props``), so a graph left in a directory is not run for
+another model (``graph_files``). ``ort_session`` / ``run_graph`` run a graph on ONNX
+Runtime's CPU provider; ``parity`` compares one with the torch model.
+
+Export uses the TorchScript exporter (``dynamo=False``): it records the branches the
+model takes in Python, where ``torch.export`` would need them rewritten.
 """
 
 from __future__ import annotations
@@ -129,8 +135,7 @@ def export_onnx(model: VQTransformer, directory: str | Path, *, example_tokens: 
     axes = {name: {0: "batch", 1: "tokens"} for name in (*INPUTS, *names)}
     axes["document_logits"] = {0: "batch"}
     with torch.no_grad(), warnings.catch_warnings():
-        # the TorchScript exporter: it traces the Python-level branches the model takes, which
-        # torch.export would need rewritten (the learned-position range check)
+        # the TorchScript exporter (see the module doc): its deprecation notice is not the user's concern
         warnings.simplefilter("ignore", (DeprecationWarning, torch.jit.TracerWarning))
         torch.onnx.export(
             graph, (ids, pos), str(path), input_names=list(INPUTS), output_names=names,
