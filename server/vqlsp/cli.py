@@ -113,7 +113,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         print(f"wrote {graphs[-1][1]} ({graphs[-1][1].stat().st_size / 1e6:.1f} MB)")
     for name, graph in graphs:
         check = parity(model, graph)
-        print(f"{name} vs torch on {check.pop('tokens')} tokens: "
+        print(f"{name} vs torch on {check.pop('tokens')} random tokens: "
               + ", ".join(f"{k} {v:.2e}" for k, v in check.items()))
     return 0
 

@@ -137,6 +137,8 @@ def export_onnx(model: VQTransformer, directory: str | Path, *, example_tokens: 
     with torch.no_grad(), warnings.catch_warnings():
         # the TorchScript exporter (see the module doc): its deprecation notice is not the user's concern
         warnings.simplefilter("ignore", (DeprecationWarning, torch.jit.TracerWarning))
+        # code lookups index with codes, never negative: the exporter's caveat does not apply
+        warnings.filterwarnings("ignore", message="Exporting aten::index operator", category=UserWarning)
         torch.onnx.export(
             graph, (ids, pos), str(path), input_names=list(INPUTS), output_names=names,
             dynamic_axes={k: v for k, v in axes.items() if k in (*INPUTS, *names)},
