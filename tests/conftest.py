@@ -32,3 +32,11 @@ def default_model():
     from vqlsp.model.registry import load_model
 
     return load_model(device="cpu")
+
+
+@pytest.fixture(scope="session")
+def default_graphs(default_model, tmp_path_factory):
+    """The default model's exported graphs, fp32 and int8 (``vqlsp export --onnx``), once per session."""
+    from vqlsp.model.onnx_export import graph_files
+
+    return graph_files(tmp_path_factory.mktemp("default-onnx"), default_model)

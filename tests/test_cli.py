@@ -99,7 +99,7 @@ def test_missing_input_file(tmp_path):
 def test_bench_engine_reports_ratios_equivalence_and_the_settle(tmp_path):
     out = tmp_path / "bench.json"
     result = vqlsp_cli("bench", "engine", "--tokens", "96", "--edits", "6", "--warmup", "1", "--threads", "1",
-                       "--json", str(out))
+                       "--no-ort", "--json", str(out))  # the ONNX Runtime rows: tests/bench/test_ort_rows.py
     assert result.returncode == 0, result.stderr
     assert "ms_vs_dense_median" in result.stdout and "settle (re-index after the trace" in result.stdout
     r = json.loads(out.read_text())

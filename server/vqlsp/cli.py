@@ -1,4 +1,4 @@
-"""The ``vqlsp`` command line: ``serve | demo | classify | info | bench | train | eval``.
+"""The ``vqlsp`` command line: ``serve | demo | classify | info | bench | train | eval | export``.
 
 Errors a user can cause (a missing model, a bad checkpoint, a file that is not
 text, a missing package) end in one line on stderr and exit code 2; anything
@@ -100,6 +100,24 @@ def _head_line(head) -> str:
     return f"{len(head.labels)} labels ({', '.join(head.labels)})"
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from .model.onnx_export import export_onnx, parity, quantize_int8
+    from .model.registry import load_model
+
+    model = load_model(args.model, "cpu")
+    path = export_onnx(model, args.onnx)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    graphs = [("fp32", path)]
+    if args.int8:
+        graphs.append(("int8", quantize_int8(path)))
+        print(f"wrote {graphs[-1][1]} ({graphs[-1][1].stat().st_size / 1e6:.1f} MB)")
+    for name, graph in graphs:
+        check = parity(model, graph)
+        print(f"{name} vs torch on {check.pop('tokens')} random tokens: "
+              + ", ".join(f"{k} {v:.2e}" for k, v in check.items()))
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import logging
 
@@ -139,6 +157,12 @@ def build_parser() -> argparse.ArgumentParser:
     model_options(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_info)
+
+    p = sub.add_parser("export", help="export the model's dense forward to ONNX (inputs, outputs: model/onnx_export.py)")
+    p.add_argument("--onnx", required=True, metavar="DIR", help="write model.onnx here")
+    p.add_argument("--model", help="checkpoint directory (default: the embedded default model)")
+    p.add_argument("--int8", action="store_true", help="also write model.int8.onnx (int8 dynamic quantization)")
+    p.set_defaults(run=cmd_export)
 
     p = sub.add_parser("serve", help="run the language server (stdio, or --tcp HOST:PORT)")
     p.add_argument("--tcp", metavar="HOST:PORT", help="listen on TCP instead of stdio")
@@ -209,11 +233,12 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from .model.checkpoint import CheckpointError
     from .model.convert import UnsupportedArchitecture
     from .model.device import DeviceUnavailable
+    from .model.onnx_export import GraphError
     from .model.predict import NoDocumentHead
     from .train.data import DatasetMissing
 
     return (NotText, BaseModelMissing, CheckpointError, UnsupportedArchitecture, DeviceUnavailable,
-            NoDocumentHead, DatasetMissing, FileNotFoundError)
+            NoDocumentHead, DatasetMissing, GraphError, FileNotFoundError)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,6 +7,10 @@ incremental on the same edit), then summarised by their median. After every
 edit the incremental outputs are compared with the dense ones
 (``max_abs_prob_diff``).
 
+Beside them run the dense re-runs a user would pick instead on ONNX Runtime, fp32 and
+int8 (``ort_rows.py``; ``--no-ort`` skips them), with the engine's ratio to the fastest
+dense re-run.
+
 ``work_efficiency`` isolates the engine from how well the codebooks are trained:
 per edit, (dense ms x fraction of (row, layer) pairs that really changed) /
 incremental ms; 1.0 means the engine costs exactly its share of a dense pass.
@@ -18,8 +22,11 @@ import argparse
 import json
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
+
+from . import ort_rows
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -41,6 +48,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--acm-model", help="also an ACM checkpoint (vqlsp train --acm) on the same trace, incremental")
     p.add_argument("--acm-thresholds", type=float, nargs="+", default=[0.25, 0.5, 0.9],
                    help="the ACM model's budgets: gate thresholds (default 0.25 0.5 0.9)")
+    ort_rows.add_arguments(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,13 +66,15 @@ def run(args: argparse.Namespace) -> int:
     tokenizer = load_tokenizer(args.model)
     acm = load_model(args.acm_model, str(device)) if args.acm_model else None
     runs = []
-    for tokens in args.tokens:
-        result = bench_one(model, tokenizer, tokens, args, acm)
-        result.update(model=args.model or "default", device=str(device), threads=torch.get_num_threads())
-        print_run(result)
-        if acm is not None:
-            print_acm(result, result["acm"])
-        runs.append(result)
+    with tempfile.TemporaryDirectory(prefix="vqlsp-onnx-") as scratch:
+        ort = ort_rows.strategies(model, args, device, Path(scratch))
+        for tokens in args.tokens:
+            result = bench_one(model, tokenizer, tokens, args, ort, acm)
+            result.update(model=args.model or "default", device=str(device), threads=torch.get_num_threads())
+            print_run(result)
+            if acm is not None:
+                print_acm(result, result["acm"])
+            runs.append(result)
     summary = dict(runs[-1])
     if len(runs) > 1:
         summary["runs"] = runs
@@ -77,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def bench_one(model, tokenizer, tokens: int, args: argparse.Namespace, acm=None) -> dict:
+def bench_one(model, tokenizer, tokens: int, args: argparse.Namespace, ort: dict | None = None, acm=None) -> dict:
     import torch
 
     from ..engine.baselines import DenseStrategy, PrefixCacheStrategy
@@ -89,6 +99,7 @@ def bench_one(model, tokenizer, tokens: int, args: argparse.Namespace, acm=None)
     kinds = {"incremental": IncrementalSession, "prefix": PrefixCacheStrategy, "dense": DenseStrategy}
     if args.no_dense_check:
         kinds.pop("dense")
+    kinds.update(ort or {})
     strategies, setup_ms = {}, {}
     for name, cls in kinds.items():
         start = time.perf_counter()
@@ -97,6 +108,7 @@ def bench_one(model, tokenizer, tokens: int, args: argparse.Namespace, acm=None)
         setup_ms[name] = (time.perf_counter() - start) * 1e3
     records: dict[str, list] = {name: [] for name in strategies}
     prob_diffs, hidden_diffs = [], []
+    agreement = ort_rows.Agreement("dense" if "dense" in strategies else "incremental")
     with torch.no_grad():
         for i, call in enumerate(trace):
             for name, strategy in strategies.items():
@@ -108,11 +120,17 @@ def bench_one(model, tokenizer, tokens: int, args: argparse.Namespace, acm=None)
                     prob_diffs.append((inc.probabilities - ref.probabilities).abs().max().item())
                 if len(ref.hidden):
                     hidden_diffs.append((inc.hidden - ref.hidden).abs().max().item())
+            if ort:
+                agreement.record(strategies)
             if i % 10 == 9:
                 print(f"  {tokens} tokens: {i + 1}/{len(trace)} edits", file=sys.stderr)
     records = {name: recs[args.warmup:] for name, recs in records.items()}
     result = summarize(tokens, args, strategies["incremental"], records, prob_diffs, setup_ms, len(doc.ids))
     result["max_abs_hidden_diff"] = max(hidden_diffs) if hidden_diffs else None
+    if ort:
+        speedup, fastest = ort_rows.ratios(records, result["strategies"])
+        result["speedup"].update(speedup)
+        result["ort"] = {"fastest_dense": fastest, "agreement": agreement.summary(), **ort_rows.describe(ort)}
     if args.policy == "stable":
         result["settle"] = settle(model, strategies["incremental"], records.get("dense"))
     if acm is not None:  # the ACM model on the same trace, at each budget (``acm_bench.py``)

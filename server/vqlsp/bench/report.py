@@ -11,6 +11,8 @@ def print_run(r: dict) -> None:
         print(f"  {name:<12} {s['ops_median']:>14,.0f} {s['ms_median']:>10.1f} {s['ms_p95']:>10.1f}")
     for key, value in r["speedup"].items():
         print(f"  {key:<28} {value:8.2f}")
+    if (ort := r.get("ort")) is not None:
+        print_ort(ort)
     diff = r["max_abs_prob_diff"]
     print(f"  max |p_inc - p_dense|        {diff if diff is None else f'{diff:.2e}'}")
     print(f"  state bytes per token        {r['state_bytes_per_token']:,}")
@@ -29,6 +31,16 @@ def print_run(r: dict) -> None:
               f"{diff if diff is None else f'{diff:.2e}'}")
 
 
+def print_ort(ort: dict) -> None:
+    """The ONNX Runtime rows' extras: the fastest dense re-run, and each graph against torch dense."""
+    print(f"  fastest dense re-run         {ort['fastest_dense']} (ONNX Runtime on {ort['threads']} threads)")
+    agreement = dict(ort["agreement"])
+    reference = agreement.pop("reference")
+    for name, a in agreement.items():
+        print(f"  {name:<12} vs {reference}: max |p - p_{reference}| {a['max_abs_prob_diff']:.2e}, "
+              f"same label {a['label_agreement']:.1%} of edits")
+
+
 def plot_runs(runs: list[dict], path: str) -> None:
     import matplotlib
 
@@ -38,7 +50,8 @@ def plot_runs(runs: list[dict], path: str) -> None:
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     lengths = [r["tokens"] for r in runs]
     for key, label in (("ops_vs_dense_median", "ops vs dense"), ("ms_vs_dense_median", "ms vs dense"),
-                       ("ms_vs_prefix_median", "ms vs prefix"), ("work_efficiency_median", "work efficiency")):
+                       ("ms_vs_prefix_median", "ms vs prefix"), ("work_efficiency_median", "work efficiency"),
+                       ("ms_vs_fastest_dense_median", "ms vs fastest dense (torch, ORT)")):
         values = [r["speedup"].get(key) for r in runs]
         if all(v is not None for v in values):
             left.plot(lengths, values, marker="o", label=label)

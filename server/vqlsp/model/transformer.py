@@ -85,7 +85,9 @@ def dense_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.
     if group > 1:  # grouped-query attention: each kv head serves `group` query heads
         k, v = k.repeat_interleave(group, dim=-2), v.repeat_interleave(group, dim=-2)
     q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (B, H, T, Dh)
-    o = F.scaled_dot_product_attention(q, k, v, is_causal=q.shape[-2] > 1)
+    # q and k have the same length, so the causal mask is right for one token too (and a constant
+    # flag keeps the function traceable with a dynamic length: ``model/onnx_export.py``)
+    o = F.scaled_dot_product_attention(q, k, v, is_causal=True)
     return o.transpose(1, 2)
 
 

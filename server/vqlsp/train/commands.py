@@ -141,9 +141,39 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--onnx", metavar="DIR",
+                   help="instead: test accuracy of the exported graphs DIR/model.onnx and DIR/model.int8.onnx "
+                        "(quantized there if missing) beside the torch model, on the CPU")
+    p.add_argument("--threads", type=int, default=0, help="--onnx: torch and ONNX Runtime threads (default: torch's)")
+
+
+def run_onnx_eval(args: argparse.Namespace) -> int:
+    """``vqlsp eval --onnx DIR``: see ``onnx_accuracy.py``."""
+    import torch
+
+    from ..model.onnx_export import graph_files
+    from ..model.registry import load_model, load_tokenizer
+    from .onnx_accuracy import onnx_accuracy
+    from .tasks import DataScale, load_tasks
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model = load_model(args.model, "cpu")
+    graphs = graph_files(args.onnx, model)
+    data = load_tasks(load_tokenizer(args.model), DataScale.named(args.scale), splits=("test",))
+    result = onnx_accuracy(model, data, graphs, threads=torch.get_num_threads(), progress=not args.quiet)
+    result.update(model=args.model or "default", graphs={k: str(v) for k, v in graphs.items()},
+                  threads=torch.get_num_threads())
+    print(json.dumps({k: result[k] for k in ("torch", "fp32", "int8", "test_examples")}, indent=1))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
+        print(f"wrote {args.json}")
+    return 0
 
 
 def run_eval(args: argparse.Namespace) -> int:
+    if args.onnx:
+        return run_onnx_eval(args)
     from ..model.checkpoint import load_base, read_config
     from ..model.device import resolve_device
     from ..model.registry import load_model, load_tokenizer, model_dir
