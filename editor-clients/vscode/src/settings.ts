@@ -17,6 +17,7 @@ export type Severity = 'information' | 'hint' | 'warning' | 'error';
 
 export interface ServerOptions {
   model?: string | null;
+  heads?: string[];
   device?: 'auto' | 'cpu' | 'cuda';
   debounceMs?: number;
   positionPolicy?: 'stable' | 'exact';
@@ -51,6 +52,7 @@ export function serverOptions(settings: SettingsReader): ServerOptions {
   if (model !== undefined) {
     options.model = model === '' ? null : model;
   }
+  copy(settings, 'heads', options);
   copy(settings, 'device', options);
   copy(settings, 'debounceMs', options);
   copy(settings, 'positionPolicy', options);

@@ -70,11 +70,12 @@ def _diagnostic_json(span: SpanResult, unit: str, doc: Document, codec: Position
     return {
         "range": {"start": {"line": start.line, "character": start.character},
                   "end": {"line": end.line, "character": end.character}},
-        "message": f"{unit} reads as {span.label} ({p:.0%})",
+        "message": f"{span.head + ': ' if span.head else ''}{unit} reads as {span.label} ({p:.0%})",
         "severity": int(SEVERITY[options.severity]),
         "source": SOURCE,
         "code": span.label,
-        "data": {"label": span.label, "probability": p, "probabilities": span.probabilities, "unit": unit},
+        "data": {"label": span.label, "probability": p, "probabilities": span.probabilities, "unit": unit,
+                 "head": span.head},
     }
 
 
@@ -94,7 +95,10 @@ def lsp_full_report(
 
 
 def classification_params(uri: str, pub: Publication, spans: int) -> dict[str, Any]:
-    """``vqlsp/classification`` params (the contract's keys, plus ``textHash`` and a few extras)."""
+    """``vqlsp/classification`` params (the contract's keys, plus ``textHash`` and a few extras).
+
+    ``label`` and ``probabilities`` are the first document head's (the model's own); ``heads``
+    has every document head's, by name, when several are served."""
     label = pub.label
     return {
         "uri": uri,
@@ -116,6 +120,7 @@ def classification_params(uri: str, pub: Publication, spans: int) -> dict[str, A
         "settled": pub.settled,
         "sections": pub.sections,
         "sectionsAnalysed": pub.sections_analysed,
+        "heads": {h.head: {"label": h.label, "probabilities": h.probabilities} for h in pub.heads},
     }
 
 
