@@ -60,6 +60,7 @@ async def test_extra_heads_are_served_and_reloaded(editor: Editor, tiny_model_di
         by_head.setdefault(d.data["head"], []).append(d)
     assert set(by_head) == {"span", "tone"} and len(by_head["span"]) == len(by_head["tone"]) == 5
     assert all(d.message.startswith("tone: sentence reads as ") for d in by_head["tone"])
+    assert all(d.message.startswith("sentence reads as ") for d in by_head["span"])  # the model's own, as before
     assert [d.range for d in by_head["span"]] == [d.range for d in by_head["tone"]]
 
     # a heads change reloads the heads on the loaded model: no extra head any more

@@ -45,12 +45,13 @@ class SpanResult:
     label: str
     probabilities: dict[str, float]
     head: str = ""  # the span head's name (``SpanHead.name``)
+    extra: bool = False  # from an extra head (served beside the model's own: ``model/head_files.py``)
 
     def shifted(self, delta: int) -> SpanResult:
         return self.moved(self.start + delta, self.end + delta)
 
     def moved(self, start: int, end: int) -> SpanResult:
-        return SpanResult(start, end, self.label, self.probabilities, self.head)
+        return SpanResult(start, end, self.label, self.probabilities, self.head, self.extra)
 
 
 @dataclass(frozen=True)

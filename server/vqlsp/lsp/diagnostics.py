@@ -70,7 +70,7 @@ def _diagnostic_json(span: SpanResult, unit: str, doc: Document, codec: Position
     return {
         "range": {"start": {"line": start.line, "character": start.character},
                   "end": {"line": end.line, "character": end.character}},
-        "message": f"{span.head + ': ' if span.head else ''}{unit} reads as {span.label} ({p:.0%})",
+        "message": f"{span.head + ': ' if span.extra else ''}{unit} reads as {span.label} ({p:.0%})",
         "severity": int(SEVERITY[options.severity]),
         "source": SOURCE,
         "code": span.label,
@@ -142,7 +142,8 @@ def document_stats(doc: Document, worker_stats: dict[str, Any], text_hash: str) 
     spans = doc.current_spans()
     out["spans"] = len(spans)
     out["span_labels"] = [
-        {"start": s.start, "end": s.end, "label": s.label, "probability": s.probabilities[s.label]} for s in spans
+        {"start": s.start, "end": s.end, "label": s.label, "probability": s.probabilities[s.label], "head": s.head}
+        for s in spans
     ]
     out["sections"] = [list(b) for b in doc.sections.bounds()] if doc.sections is not None else []
     # The server's current text, whatever was last analysed: what drift checks compare.

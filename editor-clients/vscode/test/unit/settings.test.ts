@@ -31,6 +31,7 @@ describe('serverOptions', () => {
     const options = serverOptions(
       reader({
         model: '/models/news',
+        heads: ['/heads/spam'],
         device: 'cpu',
         debounceMs: 50,
         positionPolicy: 'exact',
@@ -44,6 +45,7 @@ describe('serverOptions', () => {
     );
     assert.deepEqual(options, {
       model: '/models/news',
+      heads: ['/heads/spam'],
       device: 'cpu',
       debounceMs: 50,
       positionPolicy: 'exact',
@@ -68,6 +70,7 @@ describe('serverOptions', () => {
     const options = serverOptions(reader(defaults()));
     assert.deepEqual(options, {
       model: null,
+      heads: [],
       device: 'auto',
       debounceMs: 0,
       positionPolicy: 'stable',
@@ -80,7 +83,7 @@ describe('serverOptions', () => {
   });
 
   it('covers every contributed setting (server option, launch setting or trace)', () => {
-    const serverKeys = new Set(['model', 'device', 'debounceMs', 'positionPolicy', 'settleMs', 'memoryBudgetMb', 'sectionTokens', 'languages', 'diagnostics.threshold', 'diagnostics.severity', 'diagnostics.unit']);
+    const serverKeys = new Set(['model', 'heads', 'device', 'debounceMs', 'positionPolicy', 'settleMs', 'memoryBudgetMb', 'sectionTokens', 'languages', 'diagnostics.threshold', 'diagnostics.severity', 'diagnostics.unit']);
     for (const key of Object.keys(contributed)) {
       const name = key.replace(/^vqlsp\./, '');
       assert.ok(serverKeys.has(name) || RESTART_SETTINGS.includes(name) || name === 'trace.server', `unmapped setting ${key}`);
