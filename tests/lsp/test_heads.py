@@ -78,3 +78,15 @@ async def test_extra_heads_are_served_and_reloaded(editor: Editor, tiny_model_di
         (m for m in editor.client.messages if "cannot serve the head" in m.message), None))
     assert f"head file {trained / 'nowhere'} does not exist" in message.message
     await editor.until(heads_of(editor, uri, {"document", "mood"}))
+
+
+def test_heads_option_parsing():
+    from vqlsp.lsp.options import Options, changed_fields, parse_options
+
+    options, problems = parse_options({"heads": ["/a", "/b/head.safetensors"]})
+    assert options.heads == ("/a", "/b/head.safetensors") and problems == []
+    assert changed_fields(Options(), options) == {"heads"}
+    for bad in ("/a", [1], [""], {"x": 1}):
+        options, problems = parse_options({"heads": bad})
+        assert options.heads == () and problems == ["invalid option 'heads': must be a list of paths (using [])"]
+    assert parse_options({"heads": None})[0].heads == ()
