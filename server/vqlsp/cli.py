@@ -225,9 +225,10 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from .model.predict import NoDocumentHead
     from .train.data import DatasetMissing
     from .train.head_data import DataError
+    from .train.train_head import MissingExtra
 
     return (NotText, BaseModelMissing, CheckpointError, UnsupportedArchitecture, DeviceUnavailable,
-            NoDocumentHead, DatasetMissing, FileNotFoundError, DataError, HeadFileError)
+            NoDocumentHead, DatasetMissing, FileNotFoundError, DataError, HeadFileError, MissingExtra)
 
 
 def main(argv: list[str] | None = None) -> int:

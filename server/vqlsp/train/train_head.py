@@ -20,6 +20,7 @@ prints the validation report and writes, into DIR:
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import time
 from collections import Counter
@@ -34,6 +35,11 @@ from .head_data import FORMATS, MAX_ROWS, DataError, LabelledData, read_labelled
 from .head_features import example_features
 from .head_report import confusion_png, format_report, head_metrics
 from .heads import fit_logistic
+
+
+class MissingExtra(RuntimeError):
+    """A package of the ``train`` extra is not installed."""
+
 
 OUTPUTS = ("head.safetensors", "config.json", "model.safetensors", "report.json", "confusion.png")
 
@@ -69,6 +75,8 @@ def run(args: argparse.Namespace) -> int:
     from ..model.registry import load_model, load_tokenizer
 
     started = time.perf_counter()
+    if importlib.util.find_spec("sklearn") is None:  # the split and the report's metrics
+        raise MissingExtra("vqlsp train-head needs scikit-learn: pip install 'vqlsp[train]'")
     if not 0 < args.val_fraction < 1:
         raise DataError(f"--val-fraction {args.val_fraction} is not between 0 and 1")
     data = read_labelled(
