@@ -80,6 +80,7 @@ def test_document_head_report_cache_and_outputs(tmp_path, tiny, capsys):
     assert torch.equal(model.blocks[0].vq.codebook, base.blocks[0].vq.codebook)
     config = json.loads((out / "config.json").read_text())
     assert config["base"] == {"source": f"checkpoint:{tiny.resolve()}", "weights": "external"}
+    assert load_tokenizer(out).to_str() == load_tokenizer(tiny).to_str()  # the base's, through the chain
 
     # the extra head: the same head, served beside the base's own
     (head,) = load_extra_heads(base, [out])
