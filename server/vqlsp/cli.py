@@ -1,4 +1,4 @@
-"""The ``vqlsp`` command line: ``serve | demo | classify | info | bench | train | eval | export``.
+"""The ``vqlsp`` command line: ``serve | demo | classify | info | bench | train | train-head | eval | export``.
 
 Errors a user can cause (a missing model, a bad checkpoint, a file that is not
 text, a missing package) end in one line on stderr and exit code 2; anything
@@ -187,6 +187,15 @@ def build_parser() -> argparse.ArgumentParser:
     train_commands().add_train_arguments(p)
     p.set_defaults(run=lambda a: train_commands().run_train(a))
 
+    p = sub.add_parser(
+        "train-head", help="fit a head for your own labels (CSV/TSV/JSONL) on a model's frozen features",
+        description="Fit a document or span head for your own labels on a model's frozen VQ features; print a "
+        "validation report; write the head (serve it with the `heads` option), a checkpoint (the `model` "
+        "option) and the report into --out.",
+    )
+    train_head().add_arguments(p)
+    p.set_defaults(run=lambda a: train_head().run(a))
+
     p = sub.add_parser("eval", help="test-set accuracy, dense vs VQ, stable-vs-exact agreement (JSON)")
     train_commands().add_eval_arguments(p)
     p.set_defaults(run=lambda a: train_commands().run_eval(a))
@@ -216,6 +225,12 @@ def train_commands():
     return importlib.import_module("vqlsp.train.commands")
 
 
+def train_head():
+    import importlib
+
+    return importlib.import_module("vqlsp.train.train_head")
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     """Import only the benchmark that runs (each may need its own heavy modules)."""
     import importlib
@@ -233,12 +248,15 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from .model.checkpoint import CheckpointError
     from .model.convert import UnsupportedArchitecture
     from .model.device import DeviceUnavailable
+    from .model.head_files import HeadFileError
     from .model.onnx_export import GraphError
     from .model.predict import NoDocumentHead
     from .train.data import DatasetMissing
+    from .train.head_data import DataError
+    from .train.train_head import MissingExtra
 
     return (NotText, BaseModelMissing, CheckpointError, UnsupportedArchitecture, DeviceUnavailable,
-            NoDocumentHead, DatasetMissing, GraphError, FileNotFoundError)
+            NoDocumentHead, DatasetMissing, GraphError, FileNotFoundError, DataError, HeadFileError, MissingExtra)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,6 +23,7 @@ export interface LabelRule {
 
 export interface ServerOptions {
   model?: string | null;
+  heads?: string[];
   device?: 'auto' | 'cpu' | 'cuda';
   debounceMs?: number;
   positionPolicy?: 'stable' | 'exact';
@@ -61,6 +62,7 @@ export function serverOptions(settings: SettingsReader): ServerOptions {
   if (model !== undefined) {
     options.model = model === '' ? null : model;
   }
+  copy(settings, 'heads', options);
   copy(settings, 'device', options);
   copy(settings, 'debounceMs', options);
   copy(settings, 'positionPolicy', options);

@@ -1,9 +1,11 @@
 """One section's model state behind one small interface: open, apply, read outputs.
 
 The worker needs four things from the model per section: a full first pass
-over token ids, an update by token edits, the heads' outputs (span labels for
-given token spans, and the pooled feature the document head reads), and the
-state's size. ``open_analyzer`` returns the incremental engine's session
+over token ids, an update by token edits, what the heads read (the final states
+for span heads, the pooled features for document heads), and the state's size.
+The heads themselves are applied here too (``span_outputs``,
+``document_outputs``), to any number of heads: the model's own and the extra
+heads served beside them (``model/head_files.py``) read the same states. ``open_analyzer`` returns the incremental engine's session
 (``EngineAnalyzer``), or a dense analyzer that re-runs the whole section on
 every update (``DenseAnalyzer``: the reference the engine must equal, and the
 benchmark's baseline). Both keep the token ids they were computed on in
@@ -15,12 +17,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 import torch
 
 from vqlsp.engine.edits import TokenEdit, apply_edits
 from vqlsp.engine.session import IncrementalSession
+from vqlsp.model.heads import DocumentHead, SpanHead
 from vqlsp.model.transformer import VQTransformer
 
 from .results import HeadOutput, UpdateCost
@@ -45,13 +49,60 @@ class Analyzer(Protocol):
         """The document head's pooled feature of these tokens (None: no head, or no tokens)."""
         ...
 
+    def hidden(self) -> torch.Tensor | None:
+        """(n, hidden_dim) final states in token order (None: no tokens)."""
+        ...
+
+    def features(self) -> Pooled | None:
+        """Every pooling of the final states (None: no tokens)."""
+        ...
+
     def state_bytes(self) -> int: ...
 
 
-def head_from_probabilities(labels: Sequence[str], probabilities: torch.Tensor) -> HeadOutput:
+@dataclass(frozen=True)
+class Pooled:
+    """A section's final states pooled each way a document head may read them."""
+
+    mean: torch.Tensor  # (hidden_dim,)
+    last: torch.Tensor  # (hidden_dim,) the last token's state
+
+    def read_by(self, head: DocumentHead) -> torch.Tensor:
+        return self.last if head.pooling == "last" else self.mean
+
+
+def head_from_probabilities(labels: Sequence[str], probabilities: torch.Tensor, head: str = "") -> HeadOutput:
     probs = probabilities.float().cpu().tolist()
     best = max(range(len(probs)), key=probs.__getitem__)
-    return HeadOutput(labels[best], dict(zip(labels, probs)))
+    return HeadOutput(labels[best], dict(zip(labels, probs)), head)
+
+
+@torch.no_grad()
+def document_outputs(
+    heads: Sequence[DocumentHead], mean: torch.Tensor | None, last: torch.Tensor | None
+) -> tuple[HeadOutput, ...]:
+    """Each document head on the document's pooled features (``mean`` over all its tokens, the
+    ``last`` token's state; None for an empty document: each head's prior)."""
+    out = []
+    for head in heads:
+        feature = last if head.pooling == "last" else mean
+        logits = head.linear.bias if feature is None else head.linear(feature.to(head.linear.weight.dtype))
+        out.append(head_from_probabilities(head.labels, torch.softmax(logits.float(), -1), head.name))
+    return tuple(out)
+
+
+@torch.no_grad()
+def span_outputs(
+    heads: Sequence[SpanHead], hidden: torch.Tensor | None, token_spans: Sequence[tuple[int, int]]
+) -> list[tuple[HeadOutput, ...]]:
+    """For each token span, every span head's output (in the order of ``heads``)."""
+    if not heads or not token_spans or hidden is None:
+        return [() for _ in token_spans]
+    per_head = [torch.softmax(head(hidden, list(token_spans)).float(), -1).cpu() for head in heads]
+    return [
+        tuple(head_from_probabilities(head.labels, probs[i], head.name) for head, probs in zip(heads, per_head))
+        for i in range(len(token_spans))
+    ]
 
 
 def document_output(model: VQTransformer, sections: Sequence[tuple[int, torch.Tensor | None]]) -> HeadOutput | None:
@@ -73,13 +124,13 @@ def document_output(model: VQTransformer, sections: Sequence[tuple[int, torch.Te
             total = sum(n for n, _ in present)
             feature = sum(f.double() * n for n, f in present) / total
         logits = head.linear(feature.to(head.linear.weight.dtype))
-    return head_from_probabilities(head.labels, torch.softmax(logits.float(), -1))
+    return head_from_probabilities(head.labels, torch.softmax(logits.float(), -1), head.name)
 
 
 def _span_outputs(model: VQTransformer, probabilities: torch.Tensor | None) -> list[HeadOutput]:
     if probabilities is None or model.span_head is None:
         return []
-    return [head_from_probabilities(model.span_head.labels, row) for row in probabilities]
+    return [head_from_probabilities(model.span_head.labels, row, model.span_head.name) for row in probabilities]
 
 
 class DenseAnalyzer:
@@ -91,13 +142,13 @@ class DenseAnalyzer:
     def __init__(self, model: VQTransformer, ids: Sequence[int]):
         self.model = model
         self.ids: tuple[int, ...] = ()
-        self.hidden: torch.Tensor | None = None  # (T, D) final states of ``ids``
+        self.states: torch.Tensor | None = None  # (T, D) final states of ``ids``
         self.first_cost = self._run(tuple(ids), full=True)
 
     @torch.no_grad()
     def _run(self, ids: tuple[int, ...], full: bool) -> UpdateCost:
         t0 = time.perf_counter()
-        self.hidden = self.model(torch.tensor([ids], device=self.model.device)).hidden[0] if ids else None
+        self.states = self.model(torch.tensor([ids], device=self.model.device)).hidden[0] if ids else None
         self.ids = ids
         depth = self.model.cfg.depth
         return UpdateCost(full, len(ids), (len(ids),) * depth, (time.perf_counter() - t0) * 1e3)
@@ -107,20 +158,28 @@ class DenseAnalyzer:
 
     @torch.no_grad()
     def spans(self, token_spans: Sequence[tuple[int, int]]) -> list[HeadOutput]:
-        if self.model.span_head is None or self.hidden is None or not token_spans:
+        if self.model.span_head is None or self.states is None or not token_spans:
             return []
-        logits = self.model.span_head(self.hidden, list(token_spans))  # (n_spans, n_labels)
+        logits = self.model.span_head(self.states, list(token_spans))  # (n_spans, n_labels)
         return _span_outputs(self.model, torch.softmax(logits.float(), -1))
 
     @torch.no_grad()
     def pooled(self) -> torch.Tensor | None:
         head = self.model.document_head
-        if head is None or self.hidden is None:
+        if head is None or self.states is None:
             return None
-        return head.pool(self.hidden[None])[0]
+        return head.pool(self.states[None])[0]
+
+    def hidden(self) -> torch.Tensor | None:
+        return self.states
+
+    def features(self) -> Pooled | None:
+        if self.states is None:
+            return None
+        return Pooled(self.states.mean(0), self.states[-1])
 
     def state_bytes(self) -> int:
-        return 0 if self.hidden is None else self.hidden.numel() * self.hidden.element_size()
+        return 0 if self.states is None else self.states.numel() * self.states.element_size()
 
 
 class EngineAnalyzer:
@@ -162,6 +221,17 @@ class EngineAnalyzer:
         if head.pooling == "last":
             return state.hidden[state.order[session.n - 1]]
         return session.pooled_sum / session.n
+
+    @torch.no_grad()
+    def hidden(self) -> torch.Tensor | None:
+        return self.session.outputs(hidden=True).hidden if self.session.n else None
+
+    @torch.no_grad()
+    def features(self) -> Pooled | None:
+        session, state = self.session, self.session.state
+        if not session.n:
+            return None
+        return Pooled((session.pooled_sum / session.n).to(state.dtype), state.hidden[state.order[session.n - 1]])
 
     def state_bytes(self) -> int:
         """Every buffer the session allocated (capacity, not just live rows). Measured again

@@ -3,8 +3,9 @@
 A document is analysed in sections (``sections.py``); the inference worker
 answers each section's job with a ``SectionResult`` whose span offsets are
 relative to the section's first character, so a result stays valid while
-other sections change around it. The document's label is a ``HeadOutput``
-pooled over all sections.
+other sections change around it. The document's labels are ``HeadOutput``s,
+one per document head (the model's own first, then the extra heads), pooled over
+all sections; span results name the span head that produced them.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 class HeadOutput:
     label: str
     probabilities: dict[str, float]
+    head: str = ""  # the head's name (``DocumentHead.name``)
 
 
 @dataclass(frozen=True)
@@ -42,9 +44,14 @@ class SpanResult:
     end: int
     label: str
     probabilities: dict[str, float]
+    head: str = ""  # the span head's name (``SpanHead.name``)
+    extra: bool = False  # from an extra head (served beside the model's own: ``model/head_files.py``)
 
     def shifted(self, delta: int) -> SpanResult:
-        return SpanResult(self.start + delta, self.end + delta, self.label, self.probabilities)
+        return self.moved(self.start + delta, self.end + delta)
+
+    def moved(self, start: int, end: int) -> SpanResult:
+        return SpanResult(start, end, self.label, self.probabilities, self.head, self.extra)
 
 
 @dataclass(frozen=True)
@@ -54,7 +61,9 @@ class SectionResult:
     section: int  # the section's id (``sections.Section.id``)
     revision: int  # the document revision the job was cut at
     tokens: int
-    spans: tuple[SpanResult, ...]  # offsets relative to the section's first character
+    # offsets relative to the section's first character; with several span heads, each span's
+    # results in the order of the heads (the model's own first)
+    spans: tuple[SpanResult, ...]
     cost: UpdateCost
     changed_tokens: int  # tokens the update's edits replaced or inserted (all of them on a full pass)
     ms: float  # wall time on the worker (edits, model, heads)
@@ -63,9 +72,10 @@ class SectionResult:
     settled: bool = False  # the state was rebuilt on exact position ids (a settle)
     resynced: bool = False  # the cached state did not match the tokens and was rebuilt
     notes: tuple[str, ...] = ()
-    # The document head pooled over every section after this job, when the caller asked for
-    # it (the last job of an update: no second trip through the job queue to publish).
-    label: HeadOutput | None = None
+    # Every document head pooled over every section after this job (the model's own first),
+    # when the caller asked for it (the last job of an update: no second trip through the job
+    # queue to publish).
+    labels: tuple[HeadOutput, ...] | None = None
 
 
 @dataclass(frozen=True)

@@ -101,7 +101,7 @@ class Section:
                 continue
             else:
                 return None
-        return SpanResult(start, end, span.label, span.probabilities)
+        return span.moved(start, end)
 
 
 class SectionMap:

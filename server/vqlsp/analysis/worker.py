@@ -1,4 +1,4 @@
-"""The inference side of the server: the model, every section's analyzer, the memory budget.
+"""The inference side of the server: the model, its heads, every section's analyzer, the memory budget.
 
 All of it lives on one worker thread (the server's ``lsp/jobs.JobQueue``, never
 pygls's pool, which reads stdin), so the model and cached states need no locks.
@@ -17,6 +17,11 @@ Two kinds of job:
   more than one chunk. Appending at the end of a causal model's state is the
   same computation as a first pass; the finished state replaces the section's
   live one.
+
+The heads served are the model's own and any *extra* heads (fitted on this
+model's features by ``vqlsp train-head``, loaded by ``model/head_files.py``):
+each span head labels every span, each document head gives the document a label.
+All read the same section states, so an extra head costs one small matmul.
 """
 
 from __future__ import annotations
@@ -31,9 +36,17 @@ from dataclasses import dataclass, field
 import torch
 
 from vqlsp.engine.edits import TokenEdit, compose_edits
+from vqlsp.model.heads import DocumentHead, SpanHead
 from vqlsp.text.segments import segment
 
-from .analyzers import Analyzer, EngineAnalyzer, document_output, open_analyzer
+from .analyzers import (
+    Analyzer,
+    EngineAnalyzer,
+    Pooled,
+    document_outputs,
+    open_analyzer,
+    span_outputs,
+)
 from .memory import MemoryBudget
 from .results import BuildProgress, HeadOutput, SectionResult, SpanResult, UpdateCost
 from .sections import SectionJob
@@ -69,8 +82,8 @@ class _Build:
 class _Section:
     analyzer: Analyzer | None = None
     policy: str = "stable"
-    tokens: int = 0  # the pooled feature's weight
-    feature: torch.Tensor | None = None  # the document head's pooled feature (kept when evicted)
+    tokens: int = 0  # the pooled features' weight
+    features: Pooled | None = None  # what the document heads read (kept when evicted)
     build: _Build | None = None
     revision: int = -1  # the newest document revision an update brought this section to
     revision_before: int = -1  # (for the log when a state is found out of step)
@@ -79,29 +92,34 @@ class _Section:
 @dataclass
 class _Document:
     sections: dict[int, _Section] = field(default_factory=dict)
-    # The sum of tokens x pooled feature over sections that have one, and their tokens:
-    # mean pooling over the whole document in O(1) per update, whatever the sections' count.
+    # The sum of tokens x mean state over sections that have one, and their tokens: mean
+    # pooling over the whole document in O(1) per update, whatever the sections' count.
     total: torch.Tensor | None = None  # (hidden_dim,) float64
     tokens: int = 0
     dead: set[int] = field(default_factory=set)  # forgotten sections: a late job leaves nothing behind
 
-    def set_feature(self, state: _Section, tokens: int, feature: torch.Tensor | None) -> None:
-        if state.feature is not None and self.total is not None:
-            self.total -= state.feature.double() * state.tokens
+    def set_features(self, state: _Section, tokens: int, features: Pooled | None) -> None:
+        if state.features is not None and self.total is not None:
+            self.total -= state.features.mean.double() * state.tokens
             self.tokens -= state.tokens
-        state.tokens, state.feature = tokens, feature
-        if feature is not None:
-            added = feature.double() * tokens
+        state.tokens, state.features = tokens, features
+        if features is not None:
+            added = features.mean.double() * tokens
             self.total = added if self.total is None else self.total + added
             self.tokens += tokens
 
 
 class AnalysisWorker:
-    """Owns the model and the per-section analyzers; every method runs on the worker thread."""
+    """Owns the model, its heads and the per-section analyzers; every method runs on the worker thread."""
 
-    def __init__(self, model, budget_bytes: int, *, dense: bool = False):
+    def __init__(self, model, budget_bytes: int, *, dense: bool = False, extra_heads: Sequence = ()):
         self.model = model
         self.dense = dense
+        # the model's own heads first: they give the classification's plain ``label`` fields
+        own = [h for h in (model.document_head, model.span_head) if h is not None]
+        heads = own + list(extra_heads)
+        self.document_heads: list[DocumentHead] = [h for h in heads if h.kind == "document"]
+        self.span_heads: list[SpanHead] = [h for h in heads if h.kind == "span"]
         self.documents: dict[str, _Document] = {}
         self.budget = MemoryBudget(budget_bytes)
         self.evictions = 0
@@ -152,7 +170,7 @@ class AnalysisWorker:
         self._install(job, state, analyzer, notes)
         result = self._result(job, analyzer, cost, changed, t0, resynced=resynced, notes=notes)
         if label_last is not None:
-            result = dataclasses.replace(result, label=self.document(job.uri, label_last))
+            result = dataclasses.replace(result, labels=self.document(job.uri, label_last))
         return result
 
     # -- background work, a chunk at a time --------------------------------------------
@@ -191,17 +209,14 @@ class AnalysisWorker:
 
     # -- the document ------------------------------------------------------------------
 
-    def document(self, uri: str, last: int | None) -> HeadOutput | None:
-        """The document head pooled over every section analysed so far (``last``: the last
+    def document(self, uri: str, last: int | None) -> tuple[HeadOutput, ...]:
+        """Every document head pooled over every section analysed so far (``last``: the last
         one in document order, which last-token pooling reads). O(1) in the sections."""
         doc = self.documents.get(uri, _Document())
-        head = self.model.document_head
-        if head is not None and head.pooling == "last":
-            state = doc.sections.get(last) if last is not None else None
-            return document_output(self.model, [] if state is None else [(state.tokens, state.feature)])
-        if not doc.tokens or doc.total is None:
-            return document_output(self.model, [])
-        return document_output(self.model, [(doc.tokens, doc.total / doc.tokens)])
+        state = doc.sections.get(last) if last is not None else None
+        last_state = state.features.last if state is not None and state.features is not None else None
+        mean = doc.total / doc.tokens if doc.tokens and doc.total is not None else None
+        return document_outputs(self.document_heads, mean, last_state)
 
     def forget_sections(self, uri: str, sections: Sequence[int]) -> None:
         """Sections that no longer exist (merged, re-cut, deleted)."""
@@ -211,7 +226,7 @@ class AnalysisWorker:
         for section in sections:
             doc.dead.add(section)
             if (state := doc.sections.pop(section, None)) is not None:
-                doc.set_feature(state, 0, None)
+                doc.set_features(state, 0, None)
             self.budget.forget((uri, section))
 
     def drop(self, uri: str) -> None:
@@ -257,7 +272,7 @@ class AnalysisWorker:
         if job.section in doc.dead:
             return
         state.analyzer, state.policy = analyzer, job.position_policy
-        doc.set_feature(state, len(job.ids), analyzer.pooled())
+        doc.set_features(state, len(job.ids), analyzer.features())
         notes.extend(self._evict(self.budget.touch((job.uri, job.section), analyzer.state_bytes())))
 
     def _result(
@@ -265,8 +280,12 @@ class AnalysisWorker:
         resynced: bool = False, settled: bool = False, notes: Sequence[str] = (), ms: float | None = None,
     ) -> SectionResult:
         spans = token_spans(_segments(job), job.starts, job.ends)
-        heads = analyzer.spans([(a, b) for _, _, a, b in spans])
-        span_results = tuple(SpanResult(cs, ce, out.label, out.probabilities) for (cs, ce, _, _), out in zip(spans, heads))
+        hidden = analyzer.hidden() if spans and self.span_heads else None
+        outputs = span_outputs(self.span_heads, hidden, [(a, b) for _, _, a, b in spans])
+        span_results = tuple(
+            SpanResult(cs, ce, out.label, out.probabilities, out.head, extra=k > 0 or self.model.span_head is None)
+            for (cs, ce, _, _), outs in zip(spans, outputs) for k, out in enumerate(outs)
+        )
         return SectionResult(
             section=job.section, revision=job.revision, tokens=len(job.ids), spans=span_results, cost=cost,
             changed_tokens=changed, ms=ms if ms is not None else (time.perf_counter() - t0) * 1e3,

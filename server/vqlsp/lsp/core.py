@@ -143,8 +143,8 @@ class VqlspServer(LanguageServer):
         if not changed or not act:
             return
         self.log_message(f"options changed: {', '.join(sorted(changed))}")
-        if changed & {"model", "device"}:
-            self.start_loading()
+        if changed & {"model", "device", "heads"}:
+            self.start_loading(keep_model=not changed & {"model", "device"})
             return
         if "memory_budget_mb" in changed and self.worker is not None:
             self.jobs.submit(BACKGROUND, self.worker.set_budget, _budget_bytes(options))
@@ -170,13 +170,16 @@ class VqlspServer(LanguageServer):
 
     # -- the model -----------------------------------------------------------------------
 
-    def start_loading(self) -> None:
+    def start_loading(self, *, keep_model: bool = False) -> None:
+        """Load the model and its extra heads (``keep_model``: only the heads changed, so the
+        loaded model serves the new heads; every document is analysed again either way)."""
         if self._load_task is not None and not self._load_task.done():
             self._load_task.cancel()
         self.model_state = "loading"
-        self._load_task = asyncio.get_running_loop().create_task(self.load_model())
+        model = self.worker.model if keep_model and self.worker is not None else None
+        self._load_task = asyncio.get_running_loop().create_task(self.load_model(model))
 
-    async def load_model(self) -> None:
+    async def load_model(self, model: Any = None) -> None:
         options = self.options
         self.generation += 1
         generation = self.generation
@@ -184,7 +187,7 @@ class VqlspServer(LanguageServer):
         where = options.model or "the default model"
         async with self.progress(f"vqlsp: loading {where}"):
             try:
-                worker, tokenizer, labels = await self.jobs.run(FOREGROUND, _load, options, self.dense)
+                worker, tokenizer, labels = await self.jobs.run(FOREGROUND, _load, options, self.dense, model)
             except Exception as exc:  # bad checkpoint, missing weights, no CUDA: tell the user
                 if generation == self.generation:
                     keep = " (still using the previous model)" if self.worker is not None else ""
@@ -195,6 +198,8 @@ class VqlspServer(LanguageServer):
         if generation != self.generation:
             return
         self.worker, self.model_labels, self.model_state = worker, labels, "ready"
+        for problem in labels.pop("problems"):
+            self.show_once(problem, types.MessageType.Error)
         self.store.set_tokenizer(tokenizer)
         self.log_message(f"model ready ({where}, {labels.get('engine')} engine)")
         self.reanalyse_all(drop=False)
@@ -460,12 +465,12 @@ class VqlspServer(LanguageServer):
         newest version all of them hold for) and its span diagnostics on the current text."""
         sections = doc.sections
         worker, generation = self.worker, self.generation
-        label = results[-1].label if results and not doc.forgotten else None
-        if label is None:  # not computed with the update (a build, a section gone meanwhile)
+        labels = results[-1].labels if results and not doc.forgotten else None
+        if labels is None:  # not computed with the update (a build, a section gone meanwhile)
             last = next((s.id for s in reversed(sections.sections) if s.result is not None), None)
             self.forget_sections(doc, priority)
             try:
-                label = await self.jobs.run(priority, worker.document, doc.uri, last)
+                labels = await self.jobs.run(priority, worker.document, doc.uri, last)
             except Exception:  # the publication boundary: the next update publishes again
                 log.exception("document head of %s failed", doc.uri)
                 return
@@ -478,7 +483,7 @@ class VqlspServer(LanguageServer):
         if revision == doc.revision and len(doc.text) <= HASH_LIMIT_CHARS:
             text_hash = hashlib.sha256(doc.text.text.encode("utf-8", "surrogatepass")).hexdigest()
         doc.last = Publication(
-            version=doc.version_at(revision), revision=revision, label=label,
+            version=doc.version_at(revision), revision=revision, label=labels[0] if labels else None, heads=labels,
             cost=_round_cost(results, doc.n_tokens, worker.model.cfg.depth),
             changed_tokens=sum(r.changed_tokens for r in results), ms=sum(r.ms for r in results), engine=worker.engine,
             drift=max((s.result.drift for s in analysed), default=0),  # type: ignore[union-attr]
@@ -658,20 +663,32 @@ def short_name(uri: str) -> str:
     return PurePosixPath(uri).name or uri
 
 
-def _load(options: Options, dense: bool):
-    """Inference thread: the model, its tokenizer, a fresh worker (replacing all cached state)."""
+def _load(options: Options, dense: bool, model: Any = None):
+    """Inference thread: the model (unless given), its extra heads, its tokenizer, a fresh
+    worker (replacing all cached state). An extra head that cannot be served is left out,
+    with a problem message; the model's own heads are served whatever the extra ones do."""
     from vqlsp.analysis.worker import AnalysisWorker
+    from vqlsp.model.head_files import HeadFileError, load_extra_heads
     from vqlsp.model.registry import load_model, load_tokenizer
     from vqlsp.text.tokenizer import TextTokenizer
 
-    model = load_model(options.model, options.device)
+    model = model if model is not None else load_model(options.model, options.device)
     tokenizer = TextTokenizer(load_tokenizer(options.model))
-    worker = AnalysisWorker(model, _budget_bytes(options), dense=dense)
+    extra, problems = [], []
+    for path in options.heads:
+        try:
+            extra += load_extra_heads(model, [path], taken={h.name for h in extra})
+        except HeadFileError as exc:
+            problems.append(f"cannot serve the head {path}: {exc}")
+    worker = AnalysisWorker(model, _budget_bytes(options), dense=dense, extra_heads=extra)
     labels = {
         "document": list(model.document_head.labels) if model.document_head else [],
         "span": list(model.span_head.labels) if model.span_head else [],
         "span_unit": model.span_head.unit if model.span_head else None,
+        "heads": [{"name": h.name, "kind": h.kind, "labels": list(h.labels)}
+                  for h in worker.document_heads + worker.span_heads],
         "engine": worker.engine,
         "device": str(model.device),
+        "problems": problems,
     }
     return worker, tokenizer, labels

@@ -59,7 +59,7 @@ class Silence:
 
     def why(self, span: SpanResult) -> str | None:
         """Why ``span`` is silenced, or None."""
-        head = getattr(span, "head", None)  # set where a model has several span heads
+        head = span.head
         names = {span.label} | ({f"{head}/{span.label}"} if head else set())
         if (span.start, span.end) in self.spans:
             return "ignored by a `vqlsp-ignore` comment"
@@ -89,7 +89,7 @@ def document_silence(doc: Document, workspace_labels: frozenset[str] = frozenset
 
 def verdict(span: SpanResult, options: DiagnosticOptions, silence: Silence) -> str:
     """Whether ``span`` gets a diagnostic and why (for hover)."""
-    threshold, severity = options.rule(span.label, getattr(span, "head", None))
+    threshold, severity = options.rule(span.label, span.head)
     p = span.probabilities[span.label]
     if severity == "off":
         return f"no diagnostic: diagnostics of `{span.label}` are off"
@@ -124,7 +124,7 @@ def section_diagnostics(
             items = []
             for span in section.current_spans(floor):
                 span = span.shifted(start)
-                threshold, severity = options.rule(span.label, getattr(span, "head", None))
+                threshold, severity = options.rule(span.label, span.head)
                 if severity != "off" and span.probabilities[span.label] >= threshold and silence.why(span) is None:
                     items.append(_diagnostic_json(span, unit, doc, codec, severity))
             hit = (key, items)
@@ -140,11 +140,12 @@ def _diagnostic_json(span: SpanResult, unit: str, doc: Document, codec: Position
     return {
         "range": {"start": {"line": start.line, "character": start.character},
                   "end": {"line": end.line, "character": end.character}},
-        "message": f"{unit} reads as {span.label} ({p:.0%})",
+        "message": f"{span.head + ': ' if span.extra else ''}{unit} reads as {span.label} ({p:.0%})",
         "severity": int(SEVERITY[severity]),
         "source": SOURCE,
         "code": span.label,
-        "data": {"label": span.label, "probability": p, "probabilities": span.probabilities, "unit": unit},
+        "data": {"label": span.label, "probability": p, "probabilities": span.probabilities, "unit": unit,
+                 "head": span.head},
     }
 
 
@@ -168,7 +169,10 @@ def lsp_full_report(
 
 
 def classification_params(uri: str, pub: Publication, spans: int) -> dict[str, Any]:
-    """``vqlsp/classification`` params (the contract's keys, plus ``textHash`` and a few extras)."""
+    """``vqlsp/classification`` params (the contract's keys, plus ``textHash`` and a few extras).
+
+    ``label`` and ``probabilities`` are the first document head's (the model's own); ``heads``
+    has every document head's, by name, when several are served."""
     label = pub.label
     return {
         "uri": uri,
@@ -190,6 +194,7 @@ def classification_params(uri: str, pub: Publication, spans: int) -> dict[str, A
         "settled": pub.settled,
         "sections": pub.sections,
         "sectionsAnalysed": pub.sections_analysed,
+        "heads": {h.head: {"label": h.label, "probabilities": h.probabilities} for h in pub.heads},
     }
 
 
@@ -211,7 +216,8 @@ def document_stats(doc: Document, worker_stats: dict[str, Any], text_hash: str) 
     spans = doc.current_spans()
     out["spans"] = len(spans)
     out["span_labels"] = [
-        {"start": s.start, "end": s.end, "label": s.label, "probability": s.probabilities[s.label]} for s in spans
+        {"start": s.start, "end": s.end, "label": s.label, "probability": s.probabilities[s.label], "head": s.head}
+        for s in spans
     ]
     out["sections"] = [list(b) for b in doc.sections.bounds()] if doc.sections is not None else []
     # The server's current text, whatever was last analysed: what drift checks compare.

@@ -70,7 +70,7 @@ class Publication:
 
     version: int  # the version the classification describes (may be older than the document's)
     revision: int
-    label: HeadOutput | None
+    label: HeadOutput | None  # the first document head's (the model's own, if it has one)
     cost: UpdateCost  # the work of the update(s) it follows, over the whole document
     changed_tokens: int
     ms: float  # worker time of those updates
@@ -82,6 +82,7 @@ class Publication:
     analysed_tokens: int
     tokens: int
     text_hash: str | None  # sha256 of the text it describes, when that text is at hand and not huge
+    heads: tuple[HeadOutput, ...] = ()  # every document head's output, ``label``'s first
 
     @property
     def complete(self) -> bool:

@@ -56,6 +56,9 @@ class DiagnosticOptions:
 @dataclass(frozen=True)
 class Options:
     model: str | None = None  # checkpoint directory; None = the embedded default model
+    # extra heads served beside the model's own (``vqlsp train-head`` output directories or
+    # head.safetensors files), each fitted on this model's features
+    heads: tuple[str, ...] = ()
     device: str = "auto"
     # quiet time after a keystroke before an update starts. 0: at once; keystrokes that arrive
     # while an update runs are covered by the next one (and the running one still publishes),
@@ -184,6 +187,12 @@ def _path_or_null(value: Any) -> str | None:
     return value
 
 
+def _paths(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise TypeError("must be a list of paths")
+    return tuple(value)
+
+
 def _languages(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise TypeError("must be a list of languageIds")
@@ -217,6 +226,7 @@ def _labels(value: Any) -> dict[str, LabelRule]:
 
 VALIDATORS = {
     "model": _path_or_null,
+    "heads": _paths,
     "device": _choice(DEVICES),
     "debounce_ms": _number(0, 10_000),
     "position_policy": _choice(POSITION_POLICIES),

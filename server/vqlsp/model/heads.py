@@ -15,17 +15,21 @@ from torch import nn
 
 Pooling = Literal["mean", "last"]
 POOLINGS: tuple[str, ...] = ("mean", "last")
+KINDS = ("document", "span")
 
 
 class DocumentHead(nn.Module):
     """A label and probabilities for the whole document."""
 
-    def __init__(self, dim: int, labels: Sequence[str], pooling: Pooling = "mean"):
+    kind = "document"
+
+    def __init__(self, dim: int, labels: Sequence[str], pooling: Pooling = "mean", name: str = "document"):
         super().__init__()
         if pooling not in POOLINGS:
             raise ValueError(f"unknown pooling {pooling!r}; choose one of {', '.join(POOLINGS)}")
         self.labels = list(labels)
         self.pooling = pooling
+        self.name = name  # what clients see it as (the classification's ``heads``, diagnostics)
         self.linear = nn.Linear(dim, len(self.labels))
 
     def pool(self, hidden: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
@@ -44,16 +48,21 @@ class DocumentHead(nn.Module):
         return self.linear(self.pool(hidden, lengths))
 
     def config(self) -> dict:
-        return {"labels": self.labels, "pooling": self.pooling}
+        return {"labels": self.labels, "pooling": self.pooling, "name": self.name}
 
 
 class SpanHead(nn.Module):
     """A label per span (sentence or paragraph), from the mean of its tokens' final states."""
 
-    def __init__(self, dim: int, labels: Sequence[str], unit: Literal["sentence", "paragraph"] = "sentence"):
+    kind = "span"
+
+    def __init__(
+        self, dim: int, labels: Sequence[str], unit: Literal["sentence", "paragraph"] = "sentence", name: str = "span"
+    ):
         super().__init__()
         self.labels = list(labels)
         self.unit = unit
+        self.name = name
         self.linear = nn.Linear(dim, len(self.labels))
 
     @staticmethod
@@ -73,4 +82,4 @@ class SpanHead(nn.Module):
         return self.linear(self.pool(hidden, spans))
 
     def config(self) -> dict:
-        return {"labels": self.labels, "unit": self.unit}
+        return {"labels": self.labels, "unit": self.unit, "name": self.name}

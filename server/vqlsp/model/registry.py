@@ -7,12 +7,17 @@ from pathlib import Path
 from tokenizers import Tokenizer
 
 from .base_weights import default_tokenizer_path
-from .checkpoint import DEFAULT_BASE, CheckpointError, load_checkpoint, read_config
+from .checkpoint import (
+    DEFAULT_BASE,
+    DEFAULT_MODEL_DIR,
+    CheckpointError,
+    base_directory,
+    load_checkpoint,
+    read_config,
+)
 from .device import resolve_device
 from .packed import pack_linears
 from .transformer import VQTransformer
-
-DEFAULT_MODEL_DIR = Path(__file__).parent / "default"
 
 
 def model_dir(path: str | Path | None) -> Path:
@@ -38,4 +43,6 @@ def load_tokenizer(path: str | Path | None = None) -> Tokenizer:
     source = (read_config(directory).get("base") or {}).get("source")
     if source == DEFAULT_BASE:
         return Tokenizer.from_file(str(default_tokenizer_path()))
+    if (base := base_directory(source)) is not None:
+        return load_tokenizer(base)
     raise CheckpointError(f"{directory} has no tokenizer.json and its base {source!r} names none")

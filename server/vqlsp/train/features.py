@@ -94,15 +94,16 @@ def span_features(
     progress: bool = True,
     desc: str = "span features",
 ) -> tuple[dict[int, torch.Tensor], torch.Tensor]:
-    """{depth: (n_spans, D)} mean states of every span of every document, and the span labels."""
-    feats: dict[int, list[torch.Tensor]] = {d: [] for d in depths}
-    labels: list[int] = []
+    """{depth: (n_spans, D)} mean states of every span of every document, and the span labels,
+    in document order (the spans of ``docs[0]`` first)."""
+    per_doc: dict[int, dict[int, torch.Tensor]] = {}
     batches = list(_batches([len(doc.ids) for doc in docs], batch_tokens))
     for idx in tqdm(batches, desc=desc, disable=not progress):
         batch, _ = _padded(model, [docs[i].ids for i in idx])
         hidden = hidden_by_depth(model, batch, depths, vq=vq)
         for row, i in enumerate(idx):
-            for d in depths:
-                feats[d].append(SpanHead.pool(hidden[d][row], docs[i].spans).float().cpu())
-            labels.extend(docs[i].labels)
-    return {d: torch.cat(v) for d, v in feats.items()}, torch.tensor(labels)
+            per_doc[i] = {d: SpanHead.pool(hidden[d][row], docs[i].spans).float().cpu() for d in depths}
+    labels = torch.tensor([label for doc in docs for label in doc.labels], dtype=torch.long)
+    if not docs:
+        return {d: torch.zeros(0, model.hidden_dim) for d in depths}, labels
+    return {d: torch.cat([per_doc[i][d] for i in range(len(docs))]) for d in depths}, labels

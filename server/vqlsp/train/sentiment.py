@@ -28,7 +28,7 @@ import os
 import random
 import zipfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .data import DatasetMissing, Example, Split, split_of
@@ -78,44 +78,50 @@ class SpanDocument:
 
     ids: list[int]
     spans: list[tuple[int, int]]  # [start, end) token ranges
-    labels: list[int]  # index into LABELS
+    labels: list[int]  # index into the label list (``LABELS`` for sentiment)
+    examples: list[int] = field(default_factory=list)  # each span's index into the packed examples
 
 
 def pack_documents(
-    examples: Sequence[Example], tokenizer, *, max_tokens: int = 192, seed: int = 0
+    examples: Sequence[Example], tokenizer, *, max_tokens: int = 192, seed: int = 0, labels: Sequence[str] = LABELS
 ) -> list[SpanDocument]:
-    """Join snippets (in a seeded order) into documents of at most ``max_tokens`` tokens."""
+    """Join snippets (in a seeded order) into documents of at most ``max_tokens`` tokens.
+
+    A snippet longer than ``max_tokens`` on its own keeps its first ``max_tokens``."""
     order = list(range(len(examples)))
     random.Random(seed).shuffle(order)
     docs: list[SpanDocument] = []
-    group: list[Example] = []
+    group: list[int] = []
     length = 0
     for i in order:
         n = len(tokenizer.encode(" " + examples[i].text).ids)
         if group and length + n > max_tokens:
-            docs.append(_encode_group(group, tokenizer, max_tokens))
+            docs.append(_encode_group(examples, group, tokenizer, max_tokens, labels))
             group, length = [], 0
-        group.append(examples[i])
+        group.append(i)
         length += n
     if group:
-        docs.append(_encode_group(group, tokenizer, max_tokens))
+        docs.append(_encode_group(examples, group, tokenizer, max_tokens, labels))
     return [d for d in docs if d.spans]
 
 
-def _encode_group(group: Sequence[Example], tokenizer, max_tokens: int) -> SpanDocument:
+def _encode_group(
+    examples: Sequence[Example], group: Sequence[int], tokenizer, max_tokens: int, label_names: Sequence[str]
+) -> SpanDocument:
     text, ranges = "", []
-    for e in group:
+    for i in group:
         if text:
             text += " "
-        ranges.append((len(text), len(text) + len(e.text)))
-        text += e.text
+        ranges.append((len(text), len(text) + len(examples[i].text)))
+        text += examples[i].text
     enc = tokenizer.encode(text)
     offsets = enc.offsets[:max_tokens]
-    spans, labels = [], []
-    for (lo, hi), e in zip(ranges, group):
+    spans, labels, kept = [], [], []
+    for (lo, hi), i in zip(ranges, group):
         # a token belongs to the snippet its characters overlap (" The" starts at the space)
         toks = [t for t, (a, b) in enumerate(offsets) if a < hi and b > lo]
         if toks:
             spans.append((toks[0], toks[-1] + 1))
-            labels.append(LABELS.index(e.label))
-    return SpanDocument(list(enc.ids[:max_tokens]), spans, labels)
+            labels.append(list(label_names).index(examples[i].label))
+            kept.append(i)
+    return SpanDocument(list(enc.ids[:max_tokens]), spans, labels, kept)

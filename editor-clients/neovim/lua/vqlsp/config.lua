@@ -1,7 +1,7 @@
 --- Options of require('vqlsp').setup() and their translation to a vim.lsp.Config.
 ---
 --- `settings` is the server's own option object (camelCase, as in the protocol
---- contract: model, device, debounceMs, positionPolicy, settleMs, memoryBudgetMb,
+--- contract: model, heads, device, debounceMs, positionPolicy, settleMs, memoryBudgetMb,
 --- sectionTokens, languages, excludePatterns, maxFileLength,
 --- diagnostics = { threshold, severity, unit, labels = { [label] = { threshold, severity } } }),
 --- every key optional: the server's defaults (editor-clients/README.md) fill the rest.

@@ -39,9 +39,9 @@ local function show_virtual_text(bufnr, c)
 end
 
 --- Pulls the buffer's diagnostics again. A settled classification (the server
---- re-indexed drifted positions after a pause) brings new results for the same
---- version, and Neovim 0.11 pulls only on its own events (it does not take
---- workspace/diagnostic/refresh).
+--- re-indexed drifted positions after a pause) or a reload (new model or heads)
+--- brings new results for the same version, and Neovim 0.11 pulls only on its own
+--- events (it does not take workspace/diagnostic/refresh).
 local function pull_diagnostics(bufnr, client_id)
   local client = vim.lsp.get_client_by_id(client_id)
   if client and client:supports_method('textDocument/diagnostic', bufnr) then
@@ -67,7 +67,10 @@ function M.on_classification(err, result, ctx)
   end
   M.results[bufnr] = result
   show_virtual_text(bufnr, result)
-  if result.settled == true and ctx and ctx.client_id then
+  -- New results for a version already classified (a settle, or a model / heads reload):
+  -- the diagnostics changed too, and Neovim would not pull them before the next edit.
+  local again = known ~= nil and known.version == result.version
+  if (result.settled == true or again) and ctx and ctx.client_id then
     pull_diagnostics(bufnr, ctx.client_id)
   end
   if config.options.on_classification then

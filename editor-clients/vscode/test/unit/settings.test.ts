@@ -31,6 +31,7 @@ describe('serverOptions', () => {
     const options = serverOptions(
       reader({
         model: '/models/news',
+        heads: ['/heads/spam'],
         device: 'cpu',
         debounceMs: 50,
         positionPolicy: 'exact',
@@ -47,6 +48,7 @@ describe('serverOptions', () => {
     );
     assert.deepEqual(options, {
       model: '/models/news',
+      heads: ['/heads/spam'],
       device: 'cpu',
       debounceMs: 50,
       positionPolicy: 'exact',
@@ -78,6 +80,7 @@ describe('serverOptions', () => {
     const options = serverOptions(reader(defaults()));
     assert.deepEqual(options, {
       model: null,
+      heads: [],
       device: 'auto',
       debounceMs: 0,
       positionPolicy: 'stable',
@@ -92,7 +95,7 @@ describe('serverOptions', () => {
   });
 
   it('covers every contributed setting (server option, launch setting or trace)', () => {
-    const serverKeys = new Set(['model', 'device', 'debounceMs', 'positionPolicy', 'settleMs', 'memoryBudgetMb', 'sectionTokens', 'languages', 'excludePatterns', 'maxFileLength', 'diagnostics.threshold', 'diagnostics.severity', 'diagnostics.unit', 'diagnostics.labels']);
+    const serverKeys = new Set(['model', 'heads', 'device', 'debounceMs', 'positionPolicy', 'settleMs', 'memoryBudgetMb', 'sectionTokens', 'languages', 'excludePatterns', 'maxFileLength', 'diagnostics.threshold', 'diagnostics.severity', 'diagnostics.unit', 'diagnostics.labels']);
     for (const key of Object.keys(contributed)) {
       const name = key.replace(/^vqlsp\./, '');
       assert.ok(serverKeys.has(name) || RESTART_SETTINGS.includes(name) || name === 'trace.server', `unmapped setting ${key}`);
