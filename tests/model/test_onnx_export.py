@@ -14,7 +14,8 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from tests.engine.models import VARIANTS, VOCAB, tiny_model
+from tests.engine.models import VARIANTS as ALL_VARIANTS
+from tests.engine.models import VOCAB, tiny_model
 
 from vqlsp.model.onnx_export import (
     INT8_FILE,
@@ -30,6 +31,7 @@ from vqlsp.model.onnx_export import (
 )
 from vqlsp.model.packed import PackedLinear, pack_linears, packing_available
 
+VARIANTS = {name: spec for name, spec in ALL_VARIANTS.items() if "acm" not in name}  # see the refusal test
 TOL = 1e-4
 OUTPUTS = ["hidden", "codes", "document_logits"]
 
@@ -119,3 +121,9 @@ def test_default_model_graph_equals_torch(default_graphs, default_model):
     assert check["codes_differ_share"] == 0
     assert check["max_abs_prob_diff"] < 1e-4
     assert check["max_abs_hidden_diff"] < 1e-2  # of final states up to ~30 in size (float32 summation order)
+
+
+def test_an_acm_model_is_refused_with_a_clear_error(tmp_path):
+    with pytest.raises(GraphError, match="ACM"):
+        export_onnx(tiny_model("llama-acm"), tmp_path)
+    assert not any(tmp_path.iterdir())

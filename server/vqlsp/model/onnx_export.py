@@ -125,6 +125,9 @@ def export_onnx(model: VQTransformer, directory: str | Path, *, example_tokens: 
 
     if example_tokens < 2:
         raise ValueError("the example must have at least 2 tokens")
+    if model.cfg.acm is not None:  # tracing would freeze the example's routing into the graph
+        raise GraphError("an ACM model has no ONNX export: which learners a token runs depends on its "
+                         "values, which a traced graph cannot follow; export the model without ACM")
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / FP32_FILE
