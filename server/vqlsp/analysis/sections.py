@@ -25,6 +25,7 @@ is longer than a section.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import re
 from bisect import bisect_right
@@ -101,7 +102,7 @@ class Section:
                 continue
             else:
                 return None
-        return SpanResult(start, end, span.label, span.probabilities)
+        return dataclasses.replace(span, start=start, end=end)
 
 
 class SectionMap:

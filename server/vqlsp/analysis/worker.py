@@ -266,7 +266,8 @@ class AnalysisWorker:
     ) -> SectionResult:
         spans = token_spans(_segments(job), job.starts, job.ends)
         heads = analyzer.spans([(a, b) for _, _, a, b in spans])
-        span_results = tuple(SpanResult(cs, ce, out.label, out.probabilities) for (cs, ce, _, _), out in zip(spans, heads))
+        span_results = tuple(SpanResult(cs, ce, out.label, out.probabilities, cost.span_compute(t0, t1, job.revision))
+                             for (cs, ce, t0, t1), out in zip(spans, heads))
         return SectionResult(
             section=job.section, revision=job.revision, tokens=len(job.ids), spans=span_results, cost=cost,
             changed_tokens=changed, ms=ms if ms is not None else (time.perf_counter() - t0) * 1e3,

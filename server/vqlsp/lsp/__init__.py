@@ -47,5 +47,8 @@ hover, ``$/progress``):
   text's ``textHash`` / ``tokens`` / ``version``, ``rows_changed_per_layer``,
   span labels, ``sections`` (``[tokenStart, tokenEnd]`` each), state bytes,
   budget and evictions, ``updatesStarted``, ``settlesStarted`` and
-  ``resultsDropped`` (server-wide).
+  ``resultsDropped`` (server-wide); ``compute`` (the last update's layers
+  recomputed per token, ``rowsPerToken``, and ACM ``learnersPerRow``) and each
+  span's own ``compute`` on its last update; ``[uri, {line, character}]`` adds
+  ``computeAtCursor``, the sentence at that position (issue 15).
 """
