@@ -1,4 +1,4 @@
-"""The ``vqlsp`` command line: ``serve | demo | classify | info | bench | train | eval``.
+"""The ``vqlsp`` command line: ``serve | demo | classify | info | bench | train | eval | analyze``.
 
 Errors a user can cause (a missing model, a bad checkpoint, a file that is not
 text, a missing package) end in one line on stderr and exit code 2; anything
@@ -166,6 +166,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=lambda a: train_commands().run_eval(a))
 
     p = sub.add_parser(
+        "analyze", help="compute analyses: one file's per-token compute heat map, or the test sets (--test-sets)")
+    analyze_commands().add_arguments(p)
+    p.set_defaults(run=lambda a: analyze_commands().run(a))
+
+    p = sub.add_parser(
         "bench", help="benchmarks (print a table, write JSON)",
         description="benchmarks: " + "; ".join(f"{name}: {text}" for name, _, text in BENCHES),
     )
@@ -189,6 +194,12 @@ def train_commands():
     return importlib.import_module("vqlsp.train.commands")
 
 
+def analyze_commands():
+    import importlib
+
+    return importlib.import_module("vqlsp.analyze.commands")
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     """Import only the benchmark that runs (each may need its own heavy modules)."""
     import importlib
@@ -202,6 +213,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def user_errors() -> tuple[type[BaseException], ...]:
     """Exceptions that mean bad input or set-up, not a bug: one line, exit 2."""
+    from .analyze.commands import AnalyzeError
     from .model.base_weights import BaseModelMissing
     from .model.checkpoint import CheckpointError
     from .model.convert import UnsupportedArchitecture
@@ -210,7 +222,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from .train.data import DatasetMissing
 
     return (NotText, BaseModelMissing, CheckpointError, UnsupportedArchitecture, DeviceUnavailable,
-            NoDocumentHead, DatasetMissing, FileNotFoundError)
+            NoDocumentHead, DatasetMissing, FileNotFoundError, AnalyzeError)
 
 
 def main(argv: list[str] | None = None) -> int:

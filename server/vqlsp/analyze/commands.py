@@ -70,7 +70,6 @@ def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     text = read_text_file(Path(args.file)) if args.file else None
     if text is not None and not text.strip():
@@ -88,6 +87,7 @@ def _file(model, tokenizer, args, text: str, out: Path, start: float) -> int:
 
     probes = probes_for(model, tokenizer, args.model, args)
     loaded = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
     dc = analyze_document(model, tokenizer, text, probes=probes, max_edits=args.max_edits,
                           section_tokens=args.section_tokens, language=args.language)
     stem = Path(args.file).stem
@@ -114,12 +114,14 @@ def _suite(model, tokenizer, args, out: Path, start: float) -> int:
     from .document import analyze_document
     from .heatmap import render_html, render_png
     from .probes import load_probes
-    from .report import write_report
+    from .report import write_json, write_report
     from .suite import SuiteConfig, run_suite
 
+    out.mkdir(parents=True, exist_ok=True)
     cfg = SuiteConfig(docs=args.docs or None, spans=args.spans or None, doc_edits=args.doc_edits,
                       span_edits=args.span_edits, probe_cap=args.probe_cap)
     results = run_suite(model, tokenizer, cfg, out, progress=not args.quiet)
+    write_json(results, out / "analysis.json")  # kept even if what follows fails
     article = bbc_news("test")[0]
     dc = analyze_document(model, tokenizer, article.text, probes=load_probes(out / "probes"),
                           max_edits=args.max_edits, section_tokens=args.section_tokens)

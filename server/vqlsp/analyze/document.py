@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from ..analysis.sections import cut_points
+from ..analysis.worker import token_spans
 from ..engine.session import IncrementalSession
 from ..model.transformer import VQTransformer
 from ..text.segments import segment
@@ -64,17 +65,6 @@ class DocumentCompute:
         }
 
 
-def _token_ranges(spans: list[tuple[int, int]], starts: list[int], ends: list[int]) -> list[tuple[int, int, int, int]]:
-    from bisect import bisect_left, bisect_right
-
-    out = []
-    for cs, ce in spans:
-        t0, t1 = bisect_right(ends, cs), bisect_left(starts, ce)
-        if t1 > t0:
-            out.append((cs, ce, t0, t1))
-    return out
-
-
 def _nearest_fill(values: np.ndarray, measured: np.ndarray) -> np.ndarray:
     """Each unmeasured entry takes the value of the nearest measured one."""
     at = np.flatnonzero(measured)
@@ -107,7 +97,7 @@ def analyze_document(
     meters = {k: np.full(n, np.nan) for k in ("reuse", "reuse_rows", "active", "learners", "exit")}
     stats = ActivationStats(model.cfg.mlp, depth)
     hidden: dict[int, list[torch.Tensor]] = {}
-    sentences = _token_ranges([(s.start, s.end) for s in segment(text, "sentence", language)], starts, ends)
+    sentences = token_spans([(s.start, s.end) for s in segment(text, "sentence", language)], starts, ends)
     exits: list[int | None] = [None] * len(sentences)
     for a, b in bounds:
         tr = trace(model, torch.tensor([ids[a:b]], device=model.device), depths=range(1, depth + 1),

@@ -55,7 +55,9 @@ def plot_rankings(task: str, entry: dict, path: Path) -> None:
 
 def plot_sparsity(activations: dict, path: Path) -> None:
     plt = _plt()
-    kinds = list(activations)
+    kinds = [k for k in activations if activations[k]["layers"]]  # an ACM MLP has no activation to read
+    if not kinds:
+        return
     fig, axes = plt.subplots(len(kinds), 2, figsize=(12, 3.8 * len(kinds)), squeeze=False)
     for row, kind in zip(axes, kinds):
         stats = activations[kind]
@@ -137,6 +139,8 @@ def markdown(results: dict, heat: dict | None = None) -> str:
     lines += ["## Activation sparsity", ""]
     for kind, stats in results["activations"].items():
         layers = stats["layers"]
+        if not layers:
+            continue
         main = str(stats["epsilons"][1])
         if kind == "relu":
             zs = [x["zero_share"] for x in layers]
