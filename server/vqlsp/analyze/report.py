@@ -107,8 +107,10 @@ def markdown(results: dict, heat: dict | None = None) -> str:
                  f"ACM {'on' if m['acm'] else 'off (no ACM MLPs in this model: the learners meter is absent)'}. "
                  f"Test subsets: {results['tasks']['document']['examples']} BBC articles (first {cfg['doc_tokens']} "
                  f"tokens, {cfg['doc_edits']} replaced tokens each), {results['tasks']['span']['examples']} sentiment "
-                 f"snippets in context ({cfg['span_edits']} replaced tokens each); probes fitted on the validation "
-                 f"splits. Wall time {results['seconds']['total']:.0f} s.")
+                 f"snippets in context ({cfg['span_edits']} replaced tokens each); probes fitted on "
+                 f"{results['probes']['document']['examples']} validation articles and "
+                 f"{results['probes']['span']['examples']} validation snippets (half to fit, half to choose the L2 "
+                 f"strength and the threshold). Wall time {results['seconds']['total']:.0f} s.")
     lines += ["", "## Answers", ""]
     for task, entry in results["tasks"].items():
         lines.append(f"**{task}**: early exit at a mean depth {entry['meters']['exit']['mean']:.2f} of {m['depth']} "
