@@ -1,4 +1,4 @@
-"""The ``vqlsp`` command line: ``serve | demo | classify | info | bench | train | train-head | eval | export``.
+"""The ``vqlsp`` command line: ``serve | demo | classify | info | bench | train | train-head | eval | export | analyze``.
 
 Errors a user can cause (a missing model, a bad checkpoint, a file that is not
 text, a missing package) end in one line on stderr and exit code 2; anything
@@ -201,6 +201,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=lambda a: train_commands().run_eval(a))
 
     p = sub.add_parser(
+        "analyze", help="compute analyses: one file's per-token compute heat map, or the test sets (--test-sets)")
+    analyze_commands().add_arguments(p)
+    p.set_defaults(run=lambda a: analyze_commands().run(a))
+
+    p = sub.add_parser(
         "bench", help="benchmarks (print a table, write JSON)",
         description="benchmarks: " + "; ".join(f"{name}: {text}" for name, _, text in BENCHES),
     )
@@ -231,6 +236,12 @@ def train_head():
     return importlib.import_module("vqlsp.train.train_head")
 
 
+def analyze_commands():
+    import importlib
+
+    return importlib.import_module("vqlsp.analyze.commands")
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     """Import only the benchmark that runs (each may need its own heavy modules)."""
     import importlib
@@ -244,6 +255,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def user_errors() -> tuple[type[BaseException], ...]:
     """Exceptions that mean bad input or set-up, not a bug: one line, exit 2."""
+    from .analyze.commands import AnalyzeError
     from .model.base_weights import BaseModelMissing
     from .model.checkpoint import CheckpointError
     from .model.convert import UnsupportedArchitecture
@@ -256,7 +268,8 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from .train.train_head import MissingExtra
 
     return (NotText, BaseModelMissing, CheckpointError, UnsupportedArchitecture, DeviceUnavailable,
-            NoDocumentHead, DatasetMissing, GraphError, FileNotFoundError, DataError, HeadFileError, MissingExtra)
+            NoDocumentHead, DatasetMissing, GraphError, FileNotFoundError, DataError, HeadFileError, MissingExtra,
+            AnalyzeError)
 
 
 def main(argv: list[str] | None = None) -> int:

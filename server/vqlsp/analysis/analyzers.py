@@ -151,7 +151,7 @@ class DenseAnalyzer:
         self.states = self.model(torch.tensor([ids], device=self.model.device)).hidden[0] if ids else None
         self.ids = ids
         depth = self.model.cfg.depth
-        return UpdateCost(full, len(ids), (len(ids),) * depth, (time.perf_counter() - t0) * 1e3)
+        return UpdateCost(full, len(ids), (len(ids),) * depth, (time.perf_counter() - t0) * 1e3, (depth,) * len(ids))
 
     def apply(self, edits: Sequence[TokenEdit]) -> UpdateCost:
         return self._run(tuple(apply_edits(self.ids, edits)), full=False)
@@ -192,8 +192,10 @@ class EngineAnalyzer:
         self.session = IncrementalSession(model, list(ids), position_policy)
         self.ids: tuple[int, ...] = tuple(self.session.token_ids)
         stats = self.session.last_stats
-        rows = tuple(stats.rows_changed) if stats else (0,) * model.cfg.depth
-        self.first_cost = UpdateCost(True, len(self.ids), rows, (time.perf_counter() - t0) * 1e3)
+        if stats is None:
+            self.first_cost = UpdateCost(True, 0, (0,) * model.cfg.depth, (time.perf_counter() - t0) * 1e3)
+        else:
+            self.first_cost = _engine_cost(stats, True, (time.perf_counter() - t0) * 1e3)
         self._bytes: tuple[int, int] = (-1, 0)  # (capacity it was measured at, bytes)
 
     @property
@@ -204,8 +206,9 @@ class EngineAnalyzer:
         stats = self.session.apply(edits)
         # The session's own ids, not our bookkeeping: what the caller checks against the text.
         self.ids = tuple(self.session.token_ids)
-        rows = tuple(stats.rows_changed) or (0,) * self.session.cfg.depth
-        return UpdateCost(False, stats.tokens, rows, stats.ms)
+        if not stats.rows_changed:  # nothing to do
+            return UpdateCost(False, stats.tokens, (0,) * self.session.cfg.depth, stats.ms)
+        return _engine_cost(stats, False, stats.ms)
 
     def spans(self, token_spans: Sequence[tuple[int, int]]) -> list[HeadOutput]:
         if not token_spans:
@@ -240,6 +243,17 @@ class EngineAnalyzer:
         if self._bytes[0] != capacity:
             self._bytes = (capacity, tensor_bytes(self.session))
         return self._bytes[1]
+
+
+def _engine_cost(stats, full_pass: bool, ms: float) -> UpdateCost:
+    """An engine update's ``UpdateStats`` as the plain values the server reads."""
+    learners = stats.row_learners
+    return UpdateCost(
+        full_pass, stats.tokens, tuple(stats.rows_changed), ms,
+        row_work=tuple(stats.row_work.tolist()) if stats.row_work is not None else (),
+        row_learners=tuple(learners.tolist()) if learners is not None else (),
+        learners=float(learners.sum()) if learners is not None else None,
+    )
 
 
 def tensor_bytes(*objects: object) -> int:

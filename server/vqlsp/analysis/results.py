@@ -10,6 +10,7 @@ all sections; span results name the span head that produced them.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 
@@ -28,6 +29,36 @@ class UpdateCost:
     tokens: int
     rows_changed_per_layer: tuple[int, ...] = field(default_factory=tuple)
     ms: float = 0.0
+    # per token of the section (engine updates): the layers at which its row was recomputed,
+    # and the ACM learners run for it over those layers (ACM models only)
+    row_work: tuple[int, ...] = ()
+    row_learners: tuple[float, ...] = ()
+    learners: float | None = None  # ACM learners run by the whole update (ACM models only)
+
+    @property
+    def rows_per_token(self) -> float:
+        """Layers recomputed per token, over the whole update (``depth`` on a full pass)."""
+        if self.full_pass:
+            return float(len(self.rows_changed_per_layer))
+        return sum(self.rows_changed_per_layer) / self.tokens if self.tokens else 0.0
+
+    @property
+    def learners_per_row(self) -> float | None:
+        """ACM learners per recomputed (row, layer) (None without ACM or without recomputed rows)."""
+        rows = sum(self.rows_changed_per_layer)
+        return self.learners / rows if self.learners is not None and rows else None
+
+    def span_compute(self, t0: int, t1: int, revision: int = -1) -> SpanCompute | None:
+        """What tokens [t0, t1) cost in this update (None when the update did not count per token)."""
+        if t1 <= t0:
+            return None
+        if self.row_work and len(self.row_work) == self.tokens:
+            rows = sum(self.row_work[t0:t1])
+            learners = sum(self.row_learners[t0:t1]) / rows if self.row_learners and rows else None
+            return SpanCompute(rows / (t1 - t0), learners, revision)
+        if self.full_pass:
+            return SpanCompute(float(len(self.rows_changed_per_layer)), None, revision)
+        return None
 
     @property
     def reused_fraction(self) -> float:
@@ -39,6 +70,16 @@ class UpdateCost:
 
 
 @dataclass(frozen=True)
+class SpanCompute:
+    """What a span's tokens cost on the update that produced its result (issue 15): a writer
+    sees how much compute a sentence needed against the document's mean."""
+
+    rows_per_token: float  # layers recomputed per token of the span (0: all reused; depth: a full pass)
+    learners_per_row: float | None = None  # ACM learners per recomputed (row, layer) (ACM models only)
+    revision: int = -1  # the document revision of that update
+
+
+@dataclass(frozen=True)
 class SpanResult:
     start: int  # code-point offsets (relative to the section in a ``SectionResult``)
     end: int
@@ -46,12 +87,13 @@ class SpanResult:
     probabilities: dict[str, float]
     head: str = ""  # the span head's name (``SpanHead.name``)
     extra: bool = False  # from an extra head (served beside the model's own: ``model/head_files.py``)
+    compute: SpanCompute | None = None  # its tokens' cost on the update that produced it
 
     def shifted(self, delta: int) -> SpanResult:
         return self.moved(self.start + delta, self.end + delta)
 
     def moved(self, start: int, end: int) -> SpanResult:
-        return SpanResult(start, end, self.label, self.probabilities, self.head, self.extra)
+        return dataclasses.replace(self, start=start, end=end)
 
 
 @dataclass(frozen=True)

@@ -283,8 +283,9 @@ class AnalysisWorker:
         hidden = analyzer.hidden() if spans and self.span_heads else None
         outputs = span_outputs(self.span_heads, hidden, [(a, b) for _, _, a, b in spans])
         span_results = tuple(
-            SpanResult(cs, ce, out.label, out.probabilities, out.head, extra=k > 0 or self.model.span_head is None)
-            for (cs, ce, _, _), outs in zip(spans, outputs) for k, out in enumerate(outs)
+            SpanResult(cs, ce, out.label, out.probabilities, out.head, extra=k > 0 or self.model.span_head is None,
+                       compute=cost.span_compute(t0, t1, job.revision))
+            for (cs, ce, t0, t1), outs in zip(spans, outputs) for k, out in enumerate(outs)
         )
         return SectionResult(
             section=job.section, revision=job.revision, tokens=len(job.ids), spans=span_results, cost=cost,

@@ -31,6 +31,10 @@ class UpdateStats:
     reindexed: bool = False  # the stable position policy re-indexed every position
     stage_ms: dict[str, float] = field(default_factory=dict)  # incremental only: time by stage
     layer_ms: list[float] = field(default_factory=list)  # incremental only: time per layer
+    # incremental only, document order: the layers at which each row was recomputed (sums to
+    # sum(rows_changed)), and the learners an ACM MLP ran for it over those layers (ACM MLPs only)
+    row_work: torch.Tensor | None = None  # (n,) int32
+    row_learners: torch.Tensor | None = None  # (n,) float32
 
     @property
     def total_ops(self) -> int:

@@ -36,6 +36,7 @@ arXiv 2307.14988.
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Sequence
 from contextlib import contextmanager
@@ -104,6 +105,8 @@ class IncrementalSession:
         self.update_cost_ratio = update_cost_ratio
         self.profile = profile  # synchronize and time each stage (UpdateStats.stage_ms / layer_ms)
         self._stats: UpdateStats | None = None
+        self._work = torch.zeros(0, dtype=torch.int32)  # this call's per-slot layer count (``UpdateStats.row_work``)
+        self._learners: torch.Tensor | None = None  # this call's per-slot learners run (ACM MLPs)
         weight = model.embed.weight
         self.state = SessionState(self.cfg, model.hidden_dim, weight.device, weight.dtype)
         self.pooled_sum = torch.zeros(model.hidden_dim, dtype=torch.float64, device=weight.device)
@@ -112,6 +115,15 @@ class IncrementalSession:
             self.apply([TokenEdit(0, 0, tuple(token_ids))])
 
     # --- reading the state (document order; copies) -------------------------------------
+
+    def fork(self) -> IncrementalSession:
+        """An independent copy that shares the model: apply edits to it and drop it (the compute
+        analyses try one edit at a time this way, ``analyze/reuse.py``)."""
+        twin = copy.copy(self)
+        twin.state = copy.deepcopy(self.state, {id(self.state.cfg): self.state.cfg})
+        twin.pooled_sum = self.pooled_sum.clone()
+        twin.last_stats = twin._stats = None
+        return twin
 
     @property
     def n(self) -> int:
@@ -205,6 +217,8 @@ class IncrementalSession:
     def _apply(self, plan: EditPlan, stats: UpdateStats, reindex: bool = False) -> None:
         self._stats = stats
         call, changed, rotated = self._prepare(plan, stats, reindex)
+        work = torch.zeros(self.state.capacity, dtype=torch.int32, device=self.state.device)
+        self._work, self._learners = work, None
         for layer in range(self.cfg.depth):
             start = time.perf_counter()
             changed = self._layer(layer, changed, rotated, call, stats)
@@ -213,6 +227,10 @@ class IncrementalSession:
             stats.layer_ms.append((time.perf_counter() - start) * 1e3)
         with self._stage("final"):
             self._final(changed, stats)
+        order = self.state.order
+        stats.row_work = work[order]
+        if self._learners is not None:
+            stats.row_learners = self._learners[order]
 
     def _prepare(self, plan: EditPlan, stats: UpdateStats, reindex: bool) -> tuple[_Call, torch.Tensor, torch.Tensor]:
         """Give tokens their slots, find rows whose position id moved, embed changed rows.
@@ -326,11 +344,24 @@ class IncrementalSession:
                 ops.rows(cost, finish=len(out), learners=learners)
                 if learners is not None:
                     st.learners[layer, out] = block.mlp.last_learners.to(torch.int8)
+                self._count_learners(block.mlp, out)
             if self.cfg.acm is not None:
                 stats.learners.append(learners or 0)
-        stats.rows_changed.append(len(_union(out, rotated)) if len(rotated) else len(out))
+        touched = _union(out, rotated) if len(rotated) else out
+        self._work[touched] += 1
+        stats.rows_changed.append(len(touched))
         stats.recomputed.append(len(full))
         return out
+
+    def _count_learners(self, mlp: torch.nn.Module, rows: torch.Tensor) -> None:
+        """Add the learners an ACM MLP ran for ``rows`` (its ``last_learners``, one count per row of
+        its last forward) to this call's per-row total; MLPs without the attribute count nothing."""
+        counted = getattr(mlp, "last_learners", None)
+        if not isinstance(counted, torch.Tensor) or counted.shape != rows.shape:
+            return
+        if self._learners is None:
+            self._learners = torch.zeros(self.state.capacity, dtype=torch.float32, device=self.state.device)
+        self._learners[rows] += counted.to(self._learners)
 
     def _update_tail(
         self, layer: int, fresh: torch.Tensor, call: _Call, keys: torch.Tensor, values: torch.Tensor,

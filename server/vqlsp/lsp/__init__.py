@@ -51,7 +51,10 @@ hover, quick-fix ``textDocument/codeAction``, ``$/progress``):
   text's ``textHash`` / ``tokens`` / ``version``, ``rows_changed_per_layer``,
   span labels, ``sections`` (``[tokenStart, tokenEnd]`` each), state bytes,
   budget and evictions, ``updatesStarted``, ``settlesStarted`` and
-  ``resultsDropped`` (server-wide);
+  ``resultsDropped`` (server-wide); ``compute`` (the last update's layers
+  recomputed per token, ``rowsPerToken``, and ACM ``learnersPerRow``) and each
+  span's own ``compute`` on its last update; ``[uri, {line, character}]`` adds
+  ``computeAtCursor``, the sentence at that position (issue 15);
 * command ``vqlsp.ignoreLabelInWorkspace`` ``[label, uri]`` (what the workspace code
   action runs) -> ``{ignored, file}``: the label is added to ``.vqlsp.json`` of the
   workspace folder holding ``uri``, and every document's diagnostics are republished.

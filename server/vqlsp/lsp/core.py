@@ -608,7 +608,9 @@ def _round_cost(results: list[SectionResult], tokens: int, depth: int) -> Update
     rows = [sum(r.cost.rows_changed_per_layer[i] for r in results if i < len(r.cost.rows_changed_per_layer))
             for i in range(depth)]
     full = bool(results) and all(r.cost.full_pass for r in results) and sum(r.tokens for r in results) >= tokens
-    return UpdateCost(full, tokens, tuple(rows), sum(r.cost.ms for r in results))
+    counted = [r.cost.learners for r in results if r.cost.learners is not None]
+    learners = sum(counted) if counted else None
+    return UpdateCost(full, tokens, tuple(rows), sum(r.cost.ms for r in results), learners=learners)
 
 
 class _Progress:

@@ -33,6 +33,7 @@ from vqlsp.analysis.results import SpanResult
 from vqlsp.text.ignores import MARK, NONE, Ignores, find_ignores
 
 from .documents import Document, Publication
+from .hover import span_at
 from .ignore_file import IGNORE_FILE
 from .options import DiagnosticOptions
 
@@ -198,8 +199,20 @@ def classification_params(uri: str, pub: Publication, spans: int) -> dict[str, A
     }
 
 
-def document_stats(doc: Document, worker_stats: dict[str, Any], text_hash: str) -> dict[str, Any]:
-    """``vqlsp.documentStats`` result: the last publication, the sections and the state's memory."""
+def compute_json(span: SpanResult | None, pub: Publication | None) -> dict[str, Any] | None:
+    """A span's compute on its last update (``SpanCompute``), and whether that was the last update."""
+    if span is None or span.compute is None:
+        return None
+    c = span.compute
+    return {"rowsPerToken": round(c.rows_per_token, 4), "learnersPerRow": c.learners_per_row,
+            "lastUpdate": pub is not None and c.revision == pub.revision}
+
+
+def document_stats(
+    doc: Document, worker_stats: dict[str, Any], text_hash: str, offset: int | None = None
+) -> dict[str, Any]:
+    """``vqlsp.documentStats`` result: the last publication, the sections and the state's memory;
+    with ``offset`` (code points), the compute of the sentence there against the document's mean."""
     pub = doc.last
     out: dict[str, Any] = {
         "uri": doc.uri,
@@ -216,9 +229,13 @@ def document_stats(doc: Document, worker_stats: dict[str, Any], text_hash: str) 
     spans = doc.current_spans()
     out["spans"] = len(spans)
     out["span_labels"] = [
-        {"start": s.start, "end": s.end, "label": s.label, "probability": s.probabilities[s.label], "head": s.head}
-        for s in spans
+        {"start": s.start, "end": s.end, "label": s.label, "probability": s.probabilities[s.label], "head": s.head,
+         "compute": compute_json(s, pub)} for s in spans
     ]
+    if pub is not None:
+        out["compute"] = {"rowsPerToken": round(pub.cost.rows_per_token, 4), "learnersPerRow": pub.cost.learners_per_row}
+    if offset is not None:
+        out["computeAtCursor"] = compute_json(span_at(spans, offset), pub)
     out["sections"] = [list(b) for b in doc.sections.bounds()] if doc.sections is not None else []
     # The server's current text, whatever was last analysed: what drift checks compare.
     out.update(version=doc.version, tokens=doc.n_tokens, textHash=text_hash)

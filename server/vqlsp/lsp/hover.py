@@ -45,6 +45,8 @@ def hover_markdown(
         lines += [f"This {unit}: **{span.label}** ({p:.0%})", ""]
         lines += [f"| {unit} label | probability |", "|---|---|", *_bars(span.probabilities), ""]
         lines += [verdict(span, options or DiagnosticOptions(), silence or Silence()), ""]
+    if (compute := compute_line(pub, span, unit)) is not None:
+        lines += [compute, ""]
     cost = pub.cost
     if cost.full_pass:
         work = f"full pass over {pub.analysed_tokens} tokens (nothing reused yet)"
@@ -60,6 +62,23 @@ def hover_markdown(
     if stale:
         lines.append("_(updating: these results are for an earlier version)_")
     return "\n".join(lines)
+
+
+def compute_line(pub: Publication, span: SpanResult | None, unit: str) -> str | None:
+    """How much compute the span under the cursor needed, against the document's mean (issue 15)."""
+    if span is None or span.compute is None:
+        return None
+    mine, cost = span.compute, pub.cost
+    if mine.revision == pub.revision:
+        line = (f"Compute for this {unit} on the last update: {mine.rows_per_token:.2f} layers recomputed per "
+                f"token (document mean {cost.rows_per_token:.2f})")
+    else:
+        line = (f"Compute for this {unit}: none on the last update (document mean {cost.rows_per_token:.2f} "
+                f"layers recomputed per token); {mine.rows_per_token:.2f} per token when it was last computed")
+    if mine.learners_per_row is not None:
+        doc = cost.learners_per_row
+        line += f"; ACM learners per row {mine.learners_per_row:.2f}" + (f" (document {doc:.2f})" if doc else "")
+    return line + "."
 
 
 def lsp_hover(

@@ -196,17 +196,18 @@ def build_server(*, dense: bool = False, loop_lag: bool = False) -> VqlspServer:
 
     @server.command(STATS_COMMAND)
     async def document_stats_command(ls: VqlspServer, *args: Any) -> dict:
-        if len(args) != 1 or not isinstance(args[0], str):
-            raise JsonRpcInvalidParams(f"{STATS_COMMAND} takes one argument, a document URI")
+        if not 1 <= len(args) <= 2 or not isinstance(args[0], str):
+            raise JsonRpcInvalidParams(f"{STATS_COMMAND} takes a document URI and optionally a position")
         uri = args[0]
         if uri not in ls.store:
             raise JsonRpcInvalidParams(f"document {uri} is not open")
+        offset = stats_offset(ls, ls.store.get(uri), args[1]) if len(args) == 2 else None
         stats: dict[str, Any] = {}
         if ls.worker is not None:
             stats = await ls.jobs.run(FOREGROUND, ls.worker.stats, uri)
         doc = ls.store.get(uri)
         text_hash = hashlib.sha256(doc.text.text.encode("utf-8", "surrogatepass")).hexdigest()  # on request only
-        out = document_stats(doc, stats, text_hash)
+        out = document_stats(doc, stats, text_hash, offset)
         out.update(model=ls.model_labels, modelState=ls.model_state, updatesStarted=ls.scheduler.started,
                    settlesStarted=ls.settles, resultsDropped=ls.dropped,
                    positionEncoding=str(ls.store.codec.encoding), pullDiagnostics=ls.pull)
@@ -229,6 +230,19 @@ async def _watch_ignore_files(ls: VqlspServer) -> None:
         await ls.client_register_capability_async(types.RegistrationParams(registrations=[registration]))
     except Exception as exc:  # the client's answer is outside our control: no watching, that is all
         ls.log_message(f"cannot watch {IGNORE_FILE}: {exc}", types.MessageType.Warning)
+
+
+def stats_offset(ls: VqlspServer, doc, position: Any) -> int:
+    """``vqlsp.documentStats``' optional position ``{line, character}`` (the client's units) as a
+    code-point offset into the current text."""
+    if not (isinstance(position, dict) and type(position.get("line")) is int
+            and type(position.get("character")) is int):
+        raise JsonRpcInvalidParams(f'{STATS_COMMAND}: a position is {{"line": int, "character": int}}')
+    try:
+        return doc.text.offset_at(types.Position(line=position["line"], character=position["character"]),
+                                  ls.store.codec)
+    except (InvalidRange, ValueError) as exc:
+        raise JsonRpcInvalidParams(f"{STATS_COMMAND}: position {position}: {exc}") from None
 
 
 def serve(
