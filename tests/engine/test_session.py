@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from vqlsp.engine.edits import TokenEdit, apply_edits
 from vqlsp.engine.session import IncrementalSession
 
-from .models import VOCAB, dense, tiny_model
+from .models import VOCAB, dense, tiny_model, tiny_q4_model
 
 TOL = 1e-4
 TIE = 1e-4
@@ -68,8 +68,8 @@ def edit_call(draw, n: int) -> list[TokenEdit]:
     return edits
 
 
-def run_sequence(data, variant: str, policy: str, pooling: str = "mean", max_drift: int = 8) -> None:
-    model = tiny_model(variant, pooling=pooling)
+def run_sequence(data, variant: str, policy: str, pooling: str = "mean", max_drift: int = 8, model=None) -> None:
+    model = model or tiny_model(variant, pooling=pooling)
     ids = data.draw(st.lists(st.integers(0, VOCAB - 1), max_size=40), label="initial")
     # 0: always update accumulators; 1 (the default) and 3: switch to full attention once
     # many keys change (3: early)
@@ -125,8 +125,21 @@ def test_random_edits_equal_dense_with_the_pytorch_update(policy, data):
     """The accumulator update's PyTorch path (other devices, or no C compiler) in the whole
     engine; the tests above run the fused C kernel where one could be built."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("vqlsp.engine.native.available", lambda: False)
+        patch.setattr("vqlsp.native.available", lambda: False)
         run_sequence(data, "llama", policy)
+
+
+@pytest.mark.parametrize("variant", ["llama", "opt"])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_random_edits_equal_dense_with_four_bit_weights(variant, data):
+    """Weights held in 4 bits with unmerged deltas (``model/q4.py``): the engine and the dense
+    forward call the same modules, so the invariant holds as for float32; a low kernel row
+    limit sends the dense pass through the dequantized path and the engine's rows through
+    the kernel."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("vqlsp.model.q4.KERNEL_MAX_ROWS", data.draw(st.sampled_from([4, 64]), label="kernel rows"))
+        run_sequence(data, variant, "stable", model=tiny_q4_model(variant))
 
 
 def test_reuse_and_flip_paths_are_both_taken():
