@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from vqlsp.engine.edits import TokenEdit, apply_edits
+from vqlsp.engine.policy import RecomputePolicy
 from vqlsp.engine.session import IncrementalSession
 
 from .models import VOCAB, dense, tiny_model, tiny_q4_model
@@ -68,13 +69,16 @@ def edit_call(draw, n: int) -> list[TokenEdit]:
     return edits
 
 
-def run_sequence(data, variant: str, policy: str, pooling: str = "mean", max_drift: int = 8, model=None) -> None:
+def run_sequence(
+    data, variant: str, policy: str, pooling: str = "mean", max_drift: int = 8, model=None, buckets: bool = False
+) -> None:
     model = model or tiny_model(variant, pooling=pooling)
     ids = data.draw(st.lists(st.integers(0, VOCAB - 1), max_size=40), label="initial")
     # 0: always update accumulators; 1 (the default) and 3: switch to full attention once
     # many keys change (3: early)
     ratio = data.draw(st.sampled_from([0.0, 1.0, 3.0]), label="update_cost_ratio")
-    session = IncrementalSession(model, ids, policy, max_drift=max_drift, update_cost_ratio=ratio)
+    session = IncrementalSession(model, ids, policy, max_drift=max_drift, buckets=buckets,
+                                 recompute=RecomputePolicy(update_cost_ratio=ratio))
     if not check_against_dense(session, model):
         return
     for _ in range(data.draw(st.integers(1, 6), label="calls")):
@@ -140,6 +144,34 @@ def test_random_edits_equal_dense_with_four_bit_weights(variant, data):
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr("vqlsp.model.q4.KERNEL_MAX_ROWS", data.draw(st.sampled_from([4, 64]), label="kernel rows"))
         run_sequence(data, variant, "stable", model=tiny_q4_model(variant))
+
+
+@pytest.mark.parametrize("variant", ["llama", "opt"])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_random_edits_equal_dense_with_bucketed_row_sets(variant, data):
+    """Row sets padded to fixed sizes (``buckets.py``, the static shapes CUDA graphs need)
+    give the same results as the unpadded ones, on CPU as the GPU path would."""
+    run_sequence(data, variant, "stable", buckets=True)
+
+
+def test_bucketed_and_unbucketed_sessions_store_the_same_rows():
+    model = tiny_model("llama")
+    gen = torch.Generator().manual_seed(5)
+    ids = torch.randint(0, VOCAB, (120,), generator=gen).tolist()
+    plain, padded = IncrementalSession(model, ids, buckets=False), IncrementalSession(model, ids, buckets=True)
+    for step in range(8):
+        at = int(torch.randint(0, len(ids), (1,), generator=gen))
+        edits = [TokenEdit(at, min(at + 1, len(ids)), (step, step + 1))]
+        a, b = plain.apply(edits), padded.apply(edits)
+        ids = apply_edits(ids, edits)
+        assert a.rows_changed == b.rows_changed and a.code_flips == b.code_flips
+        for layer in range(model.cfg.depth):
+            assert torch.equal(plain.codes(layer), padded.codes(layer))
+            torch.testing.assert_close(plain.attention_outputs(layer), padded.attention_outputs(layer),
+                                       atol=1e-5, rtol=0)
+        torch.testing.assert_close(plain.outputs(hidden=True).hidden, padded.outputs(hidden=True).hidden,
+                                   atol=1e-5, rtol=0)
 
 
 def test_reuse_and_flip_paths_are_both_taken():

@@ -32,6 +32,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-drift", type=int, default=128, help="stable policy: re-index past this drift")
     p.add_argument("--device", default="cpu", help="cpu | cuda | auto (default: cpu)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--weights", default="fp32", choices=("fp32", "q4"),
+                   help="how the blocks' weights are held, for every strategy (model/q4.py; default fp32)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--profile", action="store_true",
                    help="time the incremental session's stages and layers (synchronizes; slower)")
@@ -50,12 +52,13 @@ def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
-    model = load_model(args.model, str(device))
+    model = load_model(args.model, str(device), weights=args.weights)
     tokenizer = load_tokenizer(args.model)
     runs = []
     for tokens in args.tokens:
         result = bench_one(model, tokenizer, tokens, args)
-        result.update(model=args.model or "default", device=str(device), threads=torch.get_num_threads())
+        result.update(model=args.model or "default", device=str(device), threads=torch.get_num_threads(),
+                      weights=args.weights)
         print_run(result)
         runs.append(result)
     summary = dict(runs[-1])

@@ -86,6 +86,8 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reuse-edits", type=int, default=0, help="atomic edits measured for reuse (0: skip)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
+    p.add_argument("--weights", default="fp32", choices=("fp32", "q4"),
+                   help="how the blocks' weights are held (model/q4.py; default fp32)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -97,7 +99,7 @@ def run_eval(args: argparse.Namespace) -> int:
     from .tasks import DataScale, load_tasks
 
     device = str(resolve_device(args.device))
-    model = load_model(args.model, device)
+    model = load_model(args.model, device, weights=args.weights)
     base = read_config(model_dir(args.model)).get("base") or {}
     dense = load_base(base.get("source")).to(device) if base.get("weights") == "external" else model
     tokenizer = load_tokenizer(args.model)
