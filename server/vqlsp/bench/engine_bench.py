@@ -32,8 +32,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-drift", type=int, default=128, help="stable policy: re-index past this drift")
     p.add_argument("--device", default="cpu", help="cpu | cuda | auto (default: cpu)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
-    p.add_argument("--weights", default="fp32", choices=("fp32", "q4"),
-                   help="how the blocks' weights are held, for every strategy (model/q4.py; default fp32)")
+    p.add_argument("--weights", default="auto", choices=("auto", "fp32", "q4"),
+                   help="how the blocks' weights are held, for every strategy "
+                   "(model/q4.py; auto: q4 on the default base on a CPU)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--profile", action="store_true",
                    help="time the incremental session's stages and layers (synchronizes; slower)")
@@ -46,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from ..model.device import resolve_device
-    from ..model.registry import load_model, load_tokenizer
+    from ..model.registry import load_model, load_tokenizer, weight_format
     from .report import plot_runs, print_run
 
     if args.threads:
@@ -58,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     for tokens in args.tokens:
         result = bench_one(model, tokenizer, tokens, args)
         result.update(model=args.model or "default", device=str(device), threads=torch.get_num_threads(),
-                      weights=args.weights)
+                      weights=weight_format(model))
         print_run(result)
         runs.append(result)
     summary = dict(runs[-1])

@@ -86,8 +86,8 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reuse-edits", type=int, default=0, help="atomic edits measured for reuse (0: skip)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
-    p.add_argument("--weights", default="fp32", choices=("fp32", "q4"),
-                   help="how the blocks' weights are held (model/q4.py; default fp32)")
+    p.add_argument("--weights", default="auto", choices=("auto", "fp32", "q4"),
+                   help="how the blocks' weights are held (model/q4.py; auto: q4 on the default base on a CPU)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
