@@ -219,7 +219,7 @@ class IncrementalSession:
             changed = reports[-1].out
             if self.profile:
                 self._sync()
-                stats.layer_ms.append((time.perf_counter() - start) * 1e3)
+            stats.layer_ms.append((time.perf_counter() - start) * 1e3)
         with self._stage("final"):
             self._final(changed, stats)
         for report in reports:  # counts read once, after the layer loop
