@@ -104,7 +104,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from .model.onnx_export import export_onnx, parity, quantize_int8
     from .model.registry import load_model
 
-    model = load_model(args.model, "cpu")
+    model = load_model(args.model, "cpu", weights="fp32")  # the 4-bit kernel is native code, not traceable
     path = export_onnx(model, args.onnx)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
     graphs = [("fp32", path)]

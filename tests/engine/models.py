@@ -6,6 +6,7 @@ both the reuse path (margin check passes) and the flip path (search, W_o + MLP).
 
 from __future__ import annotations
 
+import copy
 from functools import cache
 
 import torch
@@ -50,6 +51,28 @@ def tiny_model(variant: str = "llama", codebook_size: int = 8, pooling: str = "m
     windows = torch.randint(0, VOCAB, (8, 96), generator=torch.Generator().manual_seed(seed))
     fit_codebooks(model, windows, progress=False)
     return model
+
+
+@cache
+def tiny_q4_model(variant: str = "llama") -> VQTransformer:
+    """``tiny_model`` with 4-bit weights: every block linear rounded to Q4_1 values and held
+    as ``Q4Linear``, the attention projections with random rank-2 deltas kept unmerged (the
+    default model's form)."""
+    from vqlsp.model.q4 import round_to_q4
+    from vqlsp.model.registry import quantize_blocks
+
+    model = copy.deepcopy(tiny_model(variant))
+    gen = torch.Generator().manual_seed(1)
+    deltas = {}
+    with torch.no_grad():
+        for i, block in enumerate(model.blocks):
+            for name, module in block.named_modules():
+                if isinstance(module, torch.nn.Linear):
+                    module.weight.copy_(round_to_q4(module.weight))
+                    if name in ("q", "k", "v", "o"):
+                        u = torch.randn(module.out_features, 2, generator=gen) * 0.05
+                        deltas[f"blocks.{i}.{name}.weight"] = (u, torch.randn(2, module.in_features, generator=gen))
+    return quantize_blocks(model, deltas).eval()
 
 
 @torch.no_grad()

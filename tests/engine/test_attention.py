@@ -10,6 +10,7 @@ see gives.
 from __future__ import annotations
 
 import math
+import os
 import shutil
 import subprocess
 import sys
@@ -17,7 +18,7 @@ import sys
 import pytest
 import torch
 
-from vqlsp.engine import native
+from vqlsp import native
 from vqlsp.engine.attention import _attend_rows_explicit, _attend_rows_flash, update_rows_
 
 H, HKV, DH = 4, 2, 8
@@ -98,8 +99,9 @@ def test_update_rows_equals_attending_afresh(update_path):
 
 def test_without_a_compiler_the_engine_keeps_the_pytorch_path(tmp_path):
     """A failed build is logged once and leaves ``available()`` False (no exception)."""
-    code = "from vqlsp.engine import native; print(native.available())"
-    env = {"PATH": "/usr/bin:/bin", "CC": "/no/such/cc", "VQLSP_CACHE": str(tmp_path), "HOME": str(tmp_path)}
+    code = "from vqlsp import native; print(native.available())"
+    env = {"PATH": "/usr/bin:/bin", "CC": "/no/such/cc", "VQLSP_CACHE": str(tmp_path), "HOME": str(tmp_path),
+           "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "False"

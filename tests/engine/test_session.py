@@ -13,9 +13,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from vqlsp.engine.edits import TokenEdit, apply_edits
+from vqlsp.engine.policy import RecomputePolicy
 from vqlsp.engine.session import IncrementalSession
 
-from .models import VOCAB, dense, tiny_model
+from .models import VOCAB, dense, tiny_model, tiny_q4_model
 
 TOL = 1e-4
 TIE = 1e-4
@@ -74,13 +75,16 @@ def edit_call(draw, n: int) -> list[TokenEdit]:
     return edits
 
 
-def run_sequence(data, variant: str, policy: str, pooling: str = "mean", max_drift: int = 8) -> None:
-    model = tiny_model(variant, pooling=pooling)
+def run_sequence(
+    data, variant: str, policy: str, pooling: str = "mean", max_drift: int = 8, model=None, buckets: bool = False
+) -> None:
+    model = model or tiny_model(variant, pooling=pooling)
     ids = data.draw(st.lists(st.integers(0, VOCAB - 1), max_size=40), label="initial")
     # 0: always update accumulators; 1 (the default) and 3: switch to full attention once
     # many keys change (3: early)
     ratio = data.draw(st.sampled_from([0.0, 1.0, 3.0]), label="update_cost_ratio")
-    session = IncrementalSession(model, ids, policy, max_drift=max_drift, update_cost_ratio=ratio)
+    session = IncrementalSession(model, ids, policy, max_drift=max_drift, buckets=buckets,
+                                 recompute=RecomputePolicy(update_cost_ratio=ratio))
     if not check_against_dense(session, model):
         return
     for _ in range(data.draw(st.integers(1, 6), label="calls")):
@@ -141,8 +145,49 @@ def test_random_edits_equal_dense_with_the_pytorch_update(policy, data):
     """The accumulator update's PyTorch path (other devices, or no C compiler) in the whole
     engine; the tests above run the fused C kernel where one could be built."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("vqlsp.engine.native.available", lambda: False)
+        patch.setattr("vqlsp.native.available", lambda: False)
         run_sequence(data, "llama", policy)
+
+
+@pytest.mark.parametrize("variant", ["llama", "opt"])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_random_edits_equal_dense_with_four_bit_weights(variant, data):
+    """Weights held in 4 bits with unmerged deltas (``model/q4.py``): the engine and the dense
+    forward call the same modules, so the invariant holds as for float32; a low kernel row
+    limit sends the dense pass through the dequantized path and the engine's rows through
+    the kernel."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("vqlsp.model.q4.KERNEL_MAX_ROWS", data.draw(st.sampled_from([4, 64]), label="kernel rows"))
+        run_sequence(data, variant, "stable", model=tiny_q4_model(variant))
+
+
+@pytest.mark.parametrize("variant", ["llama", "opt"])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_random_edits_equal_dense_with_bucketed_row_sets(variant, data):
+    """Row sets padded to fixed sizes (``buckets.py``, the static shapes CUDA graphs need)
+    give the same results as the unpadded ones, on CPU as the GPU path would."""
+    run_sequence(data, variant, "stable", buckets=True)
+
+
+def test_bucketed_and_unbucketed_sessions_store_the_same_rows():
+    model = tiny_model("llama")
+    gen = torch.Generator().manual_seed(5)
+    ids = torch.randint(0, VOCAB, (120,), generator=gen).tolist()
+    plain, padded = IncrementalSession(model, ids, buckets=False), IncrementalSession(model, ids, buckets=True)
+    for step in range(8):
+        at = int(torch.randint(0, len(ids), (1,), generator=gen))
+        edits = [TokenEdit(at, min(at + 1, len(ids)), (step, step + 1))]
+        a, b = plain.apply(edits), padded.apply(edits)
+        ids = apply_edits(ids, edits)
+        assert a.rows_changed == b.rows_changed and a.code_flips == b.code_flips
+        for layer in range(model.cfg.depth):
+            assert torch.equal(plain.codes(layer), padded.codes(layer))
+            torch.testing.assert_close(plain.attention_outputs(layer), padded.attention_outputs(layer),
+                                       atol=1e-5, rtol=0)
+        torch.testing.assert_close(plain.outputs(hidden=True).hidden, padded.outputs(hidden=True).hidden,
+                                   atol=1e-5, rtol=0)
 
 
 def test_reuse_and_flip_paths_are_both_taken():

@@ -39,6 +39,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-drift", type=int, default=128, help="stable policy: re-index past this drift")
     p.add_argument("--device", default="cpu", help="cpu | cuda | auto (default: cpu)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--weights", default="auto", choices=("auto", "fp32", "q4"),
+                   help="how the blocks' weights are held, for every strategy "
+                   "(model/q4.py; auto: q4 on the default base on a CPU)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--profile", action="store_true",
                    help="time the incremental session's stages and layers (synchronizes; slower)")
@@ -55,14 +58,14 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from ..model.device import resolve_device
-    from ..model.registry import load_model, load_tokenizer
+    from ..model.registry import load_model, load_tokenizer, weight_format
     from .acm_bench import print_acm
     from .report import plot_runs, print_run
 
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
-    model = load_model(args.model, str(device))
+    model = load_model(args.model, str(device), weights=args.weights)
     tokenizer = load_tokenizer(args.model)
     acm = load_model(args.acm_model, str(device)) if args.acm_model else None
     runs = []
@@ -70,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
         ort = ort_rows.strategies(model, args, device, Path(scratch))
         for tokens in args.tokens:
             result = bench_one(model, tokenizer, tokens, args, ort, acm)
-            result.update(model=args.model or "default", device=str(device), threads=torch.get_num_threads())
+            result.update(model=args.model or "default", device=str(device), threads=torch.get_num_threads(),
+                          weights=weight_format(model))
             print_run(result)
             if acm is not None:
                 print_acm(result, result["acm"])

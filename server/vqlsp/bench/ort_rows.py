@@ -35,12 +35,15 @@ def strategies(model, args: argparse.Namespace, device, scratch: Path) -> dict:
 
     from ..engine.ort_baseline import OrtDenseStrategy
     from ..model.onnx_export import graph_files
+    from ..model.registry import load_model, weight_format
 
     if args.no_ort:
         return {}
     if device.type != "cpu":
         print(f"ONNX Runtime rows: CPU only, skipped on {device}")
         return {}
+    if weight_format(model) != "fp32":  # graphs hold float32 weights (a 4-bit kernel is native code)
+        model = load_model(args.model, "cpu", weights="fp32")
     graphs = graph_files(args.onnx or scratch, model)
     threads = args.ort_threads or torch.get_num_threads()
     return {f"ort_{kind}": partial(OrtDenseStrategy, graph=path, threads=threads) for kind, path in graphs.items()}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 def print_run(r: dict) -> None:
     print(f"\n{r['tokens']} tokens, trace {r['trace']}, policy {r['policy']}, {r['edits']} edits "
-          f"({r.get('device', '?')}, {r.get('threads', '?')} threads)")
+          f"({r.get('device', '?')}, {r.get('threads', '?')} threads, {r.get('weights', 'fp32')} weights)")
     print(f"  {'strategy':<12} {'ops median':>14} {'ms median':>10} {'ms p95':>10}")
     for name, s in r["strategies"].items():
         print(f"  {name:<12} {s['ops_median']:>14,.0f} {s['ms_median']:>10.1f} {s['ms_p95']:>10.1f}")

@@ -36,7 +36,7 @@ import math
 
 import torch
 
-from . import native
+from .. import native
 
 # score tensors (and masks) are built in chunks of at most this many floats
 CHUNK_ELEMENTS = 1 << 23

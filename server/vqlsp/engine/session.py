@@ -28,7 +28,12 @@ changed per layer, streaming the layer's weights through the few-row matmuls
 (~14 MB fp32 a layer, ``model/packed.py``) and reading its keys/values for the
 new rows' attention cost about as much as all the bookkeeping; the accumulator
 update of the tail (fused in C on the CPU, ``native``) grows with the rows after
-the first change.
+the first change. ``model/q4.py`` holds the weights in 4 bits (``load_model(weights="q4")``).
+
+Reading order: ``policy.py`` decides what is recomputed, ``state.py`` holds the rows and
+their per-layer verbs (``LayerState``: project, attend, update, search, finish), this
+file sequences them; operation counts and stage times are recorded after the layer
+loop from each layer's ``LayerReport``, never inside the per-layer math.
 
 Reference: Sharir & Anandkumar, *Incrementally-Computable Neural Networks*,
 arXiv 2307.14988.
@@ -41,18 +46,20 @@ import time
 from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 
-from ..model.acm import learners_run
-from ..model.vq import nearest_codes
-from .attention import attend_rows, update_rows_
+from ..model.acm import AcmMlp
+from .attention import update_rows_
+from .buckets import padded
 from .edits import TokenEdit
-from .ops import CostModel, OpCounter
+from .ops import CostModel
 from .plan import EditPlan
+from .policy import RecomputePolicy
 from .positions import DEFAULT_MAX_DRIFT, PositionPolicy, make_policy
 from .results import Outputs, UpdateStats, head_outputs, timed_apply
-from .state import SessionState
+from .state import LayerState, SessionState
 
 
 @dataclass
@@ -67,19 +74,30 @@ class _Call:
     lowest: int  # lowest slot holding a token at index >= first
 
 
+@dataclass
+class LayerReport:
+    """What one layer of an update did (slot tensors), for the stats recorded after the loop."""
+
+    fresh: torch.Tensor  # rows given new q, k, v
+    full: torch.Tensor  # rows attended in full
+    searched: torch.Tensor  # rows whose codes were searched
+    flips: torch.Tensor  # (searched, H) bool: codes of surviving rows that changed
+    out: torch.Tensor  # rows whose output changed (the next layer's input rows)
+    rotated: torch.Tensor  # rows whose q/k alone moved (RoPE, new position id)
+    updated: int = 0  # rows whose accumulators were updated
+    update_keys: int = 0  # keys they were updated for
+    learners: torch.Tensor | None = None  # ACM: learners the ``out`` rows ran in all (0-d), else None
+
+
 class IncrementalSession:
     """A document's cached state and its exact incremental update.
 
     ``position_policy``: ``"stable"`` (surviving tokens keep their position ids) or
-    ``"exact"`` (ids are always 0..n-1), or a ``PositionPolicy``. ``cancel_ratio``:
-    recompute a row's attention in full when an update would leave less than this
-    fraction of its softmax mass (numerical safety). ``margin_guard``: search a
-    code once its slack is below this (float rounding of the margins).
-    ``update_cost_ratio``: a layer recomputes every row after the first change in
-    full, instead of updating accumulators, once (changed keys) x this ratio reaches
-    the mean key count of those rows (updating a row by one key costs about this
-    many keys of the fused attention kernel: measured ~1 with the C update kernel;
-    at 3, heavy edits recomputed too early: p95 152 ms vs 120 at 1.0, 1024 tokens).
+    ``"exact"`` (ids are always 0..n-1), or a ``PositionPolicy``. ``recompute``: what is
+    recomputed in full and what updated in place (``RecomputePolicy``; its defaults).
+    ``buckets``: pad every row set to a fixed size (``buckets.py``: static shapes for CUDA
+    graphs; default on CUDA only). ``profile``: synchronize and time each stage
+    (``UpdateStats.stage_ms``).
     """
 
     def __init__(
@@ -89,9 +107,8 @@ class IncrementalSession:
         position_policy: str | PositionPolicy = "stable",
         *,
         max_drift: int = DEFAULT_MAX_DRIFT,
-        cancel_ratio: float = 0.25,
-        margin_guard: float = 1e-6,
-        update_cost_ratio: float = 1.0,
+        recompute: RecomputePolicy | None = None,
+        buckets: bool | None = None,
         profile: bool = False,
     ):
         if not model.cfg.vq.enabled:
@@ -99,15 +116,14 @@ class IncrementalSession:
         self.model = model.eval()
         self.cfg = model.cfg
         self.policy = make_policy(position_policy, self.cfg, max_drift)
+        self.recompute = recompute or RecomputePolicy()
         self.cost = CostModel.of(self.cfg)
-        self.cancel_ratio = cancel_ratio
-        self.margin_guard = margin_guard
-        self.update_cost_ratio = update_cost_ratio
-        self.profile = profile  # synchronize and time each stage (UpdateStats.stage_ms / layer_ms)
-        self._stats: UpdateStats | None = None
         self._work = torch.zeros(0, dtype=torch.int32)  # this call's per-slot layer count (``UpdateStats.row_work``)
         self._learners: torch.Tensor | None = None  # this call's per-slot learners run (ACM MLPs)
         weight = model.embed.weight
+        self.buckets = weight.device.type == "cuda" if buckets is None else buckets
+        self.profile = profile
+        self._stage_ms: dict[str, float] | None = None
         self.state = SessionState(self.cfg, model.hidden_dim, weight.device, weight.dtype)
         self.pooled_sum = torch.zeros(model.hidden_dim, dtype=torch.float64, device=weight.device)
         self.last_stats: UpdateStats | None = None
@@ -200,37 +216,59 @@ class IncrementalSession:
     @contextmanager
     def _stage(self, name: str):
         """Charge the wall time of a block to ``stage_ms[name]`` (when profiling)."""
-        if not self.profile:
+        if self._stage_ms is None:
             yield
             return
         self._sync()
         start = time.perf_counter()
         yield
         self._sync()
-        ms = self._stats.stage_ms
-        ms[name] = ms.get(name, 0.0) + (time.perf_counter() - start) * 1e3
+        self._stage_ms[name] = self._stage_ms.get(name, 0.0) + (time.perf_counter() - start) * 1e3
 
     def _sync(self) -> None:
         if self.state.device.type == "cuda":
             torch.cuda.synchronize(self.state.device)
 
     def _apply(self, plan: EditPlan, stats: UpdateStats, reindex: bool = False) -> None:
-        self._stats = stats
+        self._stage_ms = stats.stage_ms if self.profile else None
         call, changed, rotated = self._prepare(plan, stats, reindex)
-        work = torch.zeros(self.state.capacity, dtype=torch.int32, device=self.state.device)
-        self._work, self._learners = work, None
+        reports = []
+        self._work = torch.zeros(self.state.capacity, dtype=torch.int32, device=self.state.device)
+        self._learners = None
         for layer in range(self.cfg.depth):
             start = time.perf_counter()
-            changed = self._layer(layer, changed, rotated, call, stats)
+            reports.append(self._layer(layer, changed, rotated, call))
+            changed = reports[-1].out
             if self.profile:
                 self._sync()
             stats.layer_ms.append((time.perf_counter() - start) * 1e3)
         with self._stage("final"):
             self._final(changed, stats)
+        for report in reports:  # counts read once, after the layer loop
+            self._record(report, stats)
         order = self.state.order
-        stats.row_work = work[order]
+        stats.row_work = self._work[order]
         if self._learners is not None:
             stats.row_learners = self._learners[order]
+
+    def _record(self, r: LayerReport, stats: UpdateStats) -> None:
+        """Charge one layer's work to ``stats`` (operation counts, rows, flips, learners)."""
+        cost, ops = self.cost, stats.ops
+        learners = None if r.learners is None else int(r.learners)
+        ops.rows(cost, qkv=len(r.fresh), finish=len(r.out), learners=learners)
+        if len(r.full):
+            ops["attention"] += cost.attention(int(self.state.rank[r.full].sum()) + len(r.full))
+        if r.updated:
+            ops["accumulate"] += cost.accumulate(r.updated, r.update_keys)
+        ops["vq"] += len(r.searched) * cost.vq
+        stats.searched.append(len(r.searched))
+        stats.code_flips.append(int(r.flips.sum()))
+        touched = _union(r.out, r.rotated) if len(r.rotated) else r.out
+        self._work[touched] += 1
+        stats.rows_changed.append(len(touched))
+        stats.recomputed.append(len(r.full))
+        if self.cfg.acm is not None:
+            stats.learners.append(learners or 0)
 
     def _prepare(self, plan: EditPlan, stats: UpdateStats, reindex: bool) -> tuple[_Call, torch.Tensor, torch.Tensor]:
         """Give tokens their slots, find rows whose position id moved, embed changed rows.
@@ -282,90 +320,74 @@ class IncrementalSession:
             st.hidden[changed] = h
             stats.ops["io"] += len(changed) * self.cost.io_proj // 2
 
-    def _layer(
-        self, layer: int, changed: torch.Tensor, rotated: torch.Tensor, call: _Call, stats: UpdateStats
-    ) -> torch.Tensor:
-        """One layer of the update. ``changed``: slots whose input x changed. Returns the
-        slots whose output changed (the next layer's ``changed``)."""
-        st, block, cost = self.state, self.model.blocks[layer], self.cost
+    def _layer(self, layer: int, changed: torch.Tensor, rotated: torch.Tensor, call: _Call) -> LayerReport:
+        """One layer of the update. ``changed``: slots whose input x changed; the report's
+        ``out``: slots whose output changed (the next layer's ``changed``)."""
+        st, block = self.state, self.model.blocks[layer]
+        rows = st.layer(layer, padded if self.buckets else _same)
         n, first = st.n, call.first
-        ops: OpCounter = stats.ops
-        for per_layer in (stats.searched, stats.code_flips):
-            per_layer.append(0)
         fresh = _union(changed, rotated)  # slots with new q, k, v
         # 1. projections of rows whose input (or RoPE position) changed
         with self._stage("qkv"):
             survivors = fresh[~call.is_new[fresh]]
-            old_k, old_v = st.k[layer][:, survivors], st.v[layer][:, survivors]  # (Hkv, r, Dh)
+            old_k, old_v = rows.cached_kv(survivors)  # (Hkv, r, Dh), before they are overwritten
             if len(fresh):
-                rows_qkv = block.qkv(st.x[layer, fresh], self.model.positional(st.pos[fresh]))
-                q, k, v = (t.transpose(0, 1) for t in rows_qkv)  # head-major, as stored
-                st.q[layer][:, fresh], st.k[layer][:, fresh], st.v[layer][:, fresh] = q, k, v
-                ops.rows(cost, qkv=len(fresh))
+                k, v = rows.project(fresh, block, self.model.positional)
             else:
-                k = v = st.k[layer][:, :0]
+                k, v = old_k[:, :0], old_v[:, :0]
         # 2. accumulator updates of the other rows after the first change
-        full, look = fresh, fresh[:0]
+        full, look, updated, keys_count = fresh, fresh[:0], 0, 0
         keys_out = len(call.gone_coord) + len(survivors)
         changed_keys = keys_out + len(fresh)
-        if first < n and changed_keys * self.update_cost_ratio >= (first + n) / 2:
-            # so many keys changed that updating each row costs more than attending afresh
-            full = st.order[first:]
+        if self.recompute.attend_all(changed_keys, first, n):
+            full = st.order[first:]  # updating each row would cost more than attending afresh
         elif first < n and changed_keys:
             keys = torch.cat([call.gone_k[layer], old_k, k], dim=1)
             values = torch.cat([call.gone_v[layer], old_v, v], dim=1)
             key_coord = torch.cat([call.gone_coord, 2 * st.rank[survivors], 2 * st.rank[fresh]])
             with self._stage("accumulate"):
-                rows, redo, look = self._update_tail(layer, fresh, call, keys, values, key_coord, keys_out, ops)
+                updated_rows, redo, look = self._update_tail(rows, fresh, call, keys, values, key_coord, keys_out)
+            updated, keys_count = len(updated_rows), keys.shape[1]
             if bool(redo.any()):
-                full = _union(fresh, rows[redo])
-            look = rows[look]
+                full = _union(fresh, updated_rows[redo])
+            look = updated_rows[look]
         # 3. attention in full for fresh rows (and rows an update could not handle)
         if len(full):
             with self._stage("attention"):
-                used = st.used
-                rank = st.rank[full]
-                o, lse = attend_rows(
-                    st.q[layer][:, full], rank, st.k[layer][:, :used], st.v[layer][:, :used], st.rank[:used]
-                )
-                st.o[layer][:, full], st.lse[layer][:, full] = o, lse
-                ops["attention"] += cost.attention(int(rank.sum()) + len(full))
+                rows.attend(full)
         # 4. one code search: rows whose slack ran out, rows attended in full
         with self._stage("search"):
-            flipped = self._search(layer, torch.cat([look, full]), call.is_new, stats)
+            searched = torch.cat([look, full])
+            flips = fresh.new_zeros(0, self.cfg.n_heads, dtype=torch.bool)
+            if len(searched):
+                flips = rows.search(searched, block.vq.codebook) & ~call.is_new[searched].unsqueeze(1)
+            flipped = searched[flips.any(-1)]
         # 5. W_o + MLP for rows whose input or codes changed
         with self._stage("finish"):
             out = _union(changed, flipped)
             learners = None
             if len(out):
-                c = block.vq.lookup(st.codes[layer, out].long())
-                st.x[layer + 1, out] = block.finish(st.x[layer, out], c)
-                learners = learners_run(block.mlp)  # an ACM MLP ran only each row's gated learners
-                ops.rows(cost, finish=len(out), learners=learners)
-                if learners is not None:
-                    st.learners[layer, out] = block.mlp.last_learners.to(torch.int8)
-                self._count_learners(block.mlp, out)
-            if self.cfg.acm is not None:
-                stats.learners.append(learners or 0)
-        touched = _union(out, rotated) if len(rotated) else out
-        self._work[touched] += 1
-        stats.rows_changed.append(len(touched))
-        stats.recomputed.append(len(full))
-        return out
+                rows.finish(out, block)
+                learners = self._learners_ran(layer, block.mlp, out)
+        return LayerReport(fresh, full, searched, flips, out, rotated, updated, keys_count, learners)
 
-    def _count_learners(self, mlp: torch.nn.Module, rows: torch.Tensor) -> None:
-        """Add the learners an ACM MLP ran for ``rows`` (its ``last_learners``, one count per row of
-        its last forward) to this call's per-row total; MLPs without the attribute count nothing."""
-        counted = getattr(mlp, "last_learners", None)
-        if not isinstance(counted, torch.Tensor) or counted.shape != rows.shape:
-            return
+    def _learners_ran(self, layer: int, mlp: torch.nn.Module, rows: torch.Tensor) -> torch.Tensor | None:
+        """An ACM MLP's learners for ``rows`` on its last call (``last_learners``; a padded call's
+        extra rows dropped): kept per row in the state and in this call's per-row total
+        (``UpdateStats.row_learners``); their sum (a 0-d tensor, read after the loop), or None for
+        a plain MLP."""
+        if not isinstance(mlp, AcmMlp) or mlp.last_learners is None:
+            return None
+        ran = mlp.last_learners.reshape(-1)[: len(rows)]
+        self.state.learners[layer, rows] = ran.to(torch.int8)
         if self._learners is None:
             self._learners = torch.zeros(self.state.capacity, dtype=torch.float32, device=self.state.device)
-        self._learners[rows] += counted.to(self._learners)
+        self._learners[rows] += ran.to(self._learners.dtype)
+        return ran.sum()
 
     def _update_tail(
-        self, layer: int, fresh: torch.Tensor, call: _Call, keys: torch.Tensor, values: torch.Tensor,
-        key_coord: torch.Tensor, keys_out: int, ops: OpCounter,
+        self, rows: LayerState, fresh: torch.Tensor, call: _Call, keys: torch.Tensor, values: torch.Tensor,
+        key_coord: torch.Tensor, keys_out: int,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Update the accumulators of rows at index >= ``call.first`` that are not ``fresh``
         for the changed keys (the first ``keys_out`` leave, the rest arrive). Returns the
@@ -373,48 +395,35 @@ class IncrementalSession:
         (slack used up)."""
         st, dev, first = self.state, keys.device, call.first
         added = torch.arange(keys.shape[1], device=dev) >= keys_out
-        is_fresh = torch.zeros(st.used, dtype=torch.bool, device=dev)
-        is_fresh[fresh] = True
+        update = partial(
+            _update, keys=keys, values=values, key_coord=key_coord, added=added,
+            cancel_ratio=self.recompute.cancel_ratio,
+        )
         if 2 * len(fresh) <= st.n - first:
             # mostly reused rows: update in place the slot range that holds the tail (rows in
             # it from before the first change see no changed key: they stay exactly as they are)
-            sel = slice(call.lowest, st.used)
-            rows = torch.arange(call.lowest, st.used, device=dev)
-            moved, cancelled = update_rows_(
-                st.q[layer][:, sel], st.o[layer][:, sel], st.lse[layer][:, sel], 2 * st.rank[sel],
-                keys, values, key_coord, added, self.cancel_ratio,
-            )
-            slack = st.slack[layer][:, sel].sub_(moved)
-            skip = is_fresh[sel] | (st.rank[sel] < first)
+            updated = torch.arange(call.lowest, st.used, device=dev)
+            slack, cancelled = rows.update_range(call.lowest, update)
+            skip = st.rank[call.lowest : st.used] < first
+            skip[fresh[fresh >= call.lowest] - call.lowest] = True
         else:  # mostly fresh rows: gather the others, update, scatter back
-            rows = st.order[first:]
-            rows = rows[~is_fresh[rows]]
-            o, lse = st.o[layer][:, rows], st.lse[layer][:, rows]
-            moved, cancelled = update_rows_(
-                st.q[layer][:, rows], o, lse, 2 * st.rank[rows], keys, values, key_coord, added, self.cancel_ratio
-            )
-            slack = st.slack[layer][:, rows] - moved
-            st.o[layer][:, rows], st.lse[layer][:, rows], st.slack[layer][:, rows] = o, lse, slack
-            skip = torch.zeros(len(rows), dtype=torch.bool, device=dev)
-        ops["accumulate"] += self.cost.accumulate(len(rows), keys.shape[1])
+            is_fresh = torch.zeros(st.used, dtype=torch.bool, device=dev)
+            is_fresh[fresh] = True
+            updated = st.order[first:]
+            updated = updated[~is_fresh[updated]]
+            slack, cancelled = rows.update_rows(updated, update)
+            skip = torch.zeros(len(updated), dtype=torch.bool, device=dev)
         redo = cancelled.any(0) & ~skip
-        look = (slack <= self.margin_guard).any(0) & ~skip & ~redo
-        return rows, redo, look
+        look = self.recompute.must_search(slack) & ~skip & ~redo
+        return updated, redo, look
 
-    def _search(self, layer: int, rows: torch.Tensor, is_new: torch.Tensor, stats: UpdateStats) -> torch.Tensor:
-        """Nearest-code search for ``rows`` (slots); resets their slack to the new margins.
-        Returns the rows, other than new tokens, whose codes changed."""
-        if not len(rows):
-            return rows
-        st = self.state
-        codes, margins = nearest_codes(st.o[layer][:, rows].transpose(0, 1), self.model.blocks[layer].vq.codebook)
-        diff = (codes != st.codes[layer, rows]) & ~is_new[rows].unsqueeze(1)  # (rows, H)
-        st.codes[layer, rows], st.slack[layer][:, rows] = codes.to(st.codes.dtype), margins.t()
-        flipped = rows[diff.any(-1)]
-        stats.ops["vq"] += len(rows) * self.cost.vq
-        stats.searched[layer] += len(rows)
-        stats.code_flips[layer] += int(diff.sum())
-        return flipped
+
+def _update(q, o, lse, row_coord, *, keys, values, key_coord, added, cancel_ratio):
+    return update_rows_(q, o, lse, row_coord, keys, values, key_coord, added, cancel_ratio)
+
+
+def _same(slots: torch.Tensor) -> torch.Tensor:
+    return slots
 
 
 def _union(first: torch.Tensor, *others: torch.Tensor) -> torch.Tensor:

@@ -31,6 +31,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ..model.vq import nearest_codes
+from .attention import attend_rows
 from .plan import EditPlan
 
 # compact once free slots plus out-of-place tokens exceed max(this, n / 8)
@@ -157,6 +159,10 @@ class SessionState:
         lowest = int(tail.min()) if len(tail) else self.used
         return Rearranged(deleted_slots, _cat(inserted, self.device), lowest)
 
+    def layer(self, layer: int, pad=lambda slots: slots) -> LayerState:
+        """Layer ``layer``'s rows and their verbs (``pad``: see ``LayerState``)."""
+        return LayerState(self, layer, pad)
+
     def bytes_per_token(self) -> int:
         """State bytes held per slot (every buffer's row, all layers, and the slot's rank)."""
         total = self.rank.element_size()
@@ -171,3 +177,72 @@ def _cat(pieces: list[torch.Tensor], device: torch.device) -> torch.Tensor:
     if not pieces:
         return torch.zeros(0, dtype=torch.long, device=device)
     return pieces[0] if len(pieces) == 1 else torch.cat(pieces)
+
+
+class LayerState:
+    """One layer's rows of a ``SessionState``, read and written through the engine's verbs.
+
+    Row sets are slot tensors (long). ``pad`` maps a row set to the set a stage computes
+    on (``buckets.padded``, or itself): each verb computes on the padded set and writes
+    back only the real rows, so padding never changes what is stored.
+    """
+
+    def __init__(self, state: SessionState, layer: int, pad=lambda slots: slots):
+        self.state, self.layer, self.pad = state, layer, pad
+        st, i = state, layer
+        self.x_in, self.x_out = st.x[i], st.x[i + 1]  # (slots, D)
+        self.q, self.k, self.v, self.o = st.q[i], st.k[i], st.v[i], st.o[i]  # (heads, slots, Dh)
+        self.lse, self.slack, self.codes = st.lse[i], st.slack[i], st.codes[i]
+
+    def cached_kv(self, slots: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys and values held for ``slots`` (Hkv, R, Dh), copies (read before ``project``
+        overwrites them)."""
+        return self.k[:, slots], self.v[:, slots]
+
+    def project(self, slots: torch.Tensor, block, positional) -> tuple[torch.Tensor, torch.Tensor]:
+        """New q, k, v of ``slots`` from their inputs (norm1, projections, RoPE at their
+        position ids), stored; returns the new k, v (Hkv, R, Dh)."""
+        rows = self.pad(slots)
+        q, k, v = (t[: len(slots)].transpose(0, 1) for t in block.qkv(self.x_in[rows], positional(self.state.pos[rows])))
+        self.q[:, slots], self.k[:, slots], self.v[:, slots] = q, k, v
+        return k, v
+
+    def attend(self, slots: torch.Tensor) -> None:
+        """Attention of ``slots`` in full over every live key; stores o and lse."""
+        st, rows = self.state, self.pad(slots)
+        used = st.used
+        o, lse = attend_rows(self.q[:, rows], st.rank[rows], self.k[:, :used], self.v[:, :used], st.rank[:used])
+        self.o[:, slots], self.lse[:, slots] = o[:, : len(slots)], lse[:, : len(slots)]
+
+    def update_range(self, start: int, update) -> tuple[torch.Tensor, torch.Tensor]:
+        """Update the accumulators of the slot range [start, used) in place:
+        ``update(q, o, lse, row_coord)`` (views) returns how far each (head, row) moved and
+        the cancelled mask; the slack is charged with the move. Returns (slack, cancelled)."""
+        sel = slice(start, self.state.used)
+        moved, cancelled = update(self.q[:, sel], self.o[:, sel], self.lse[:, sel], 2 * self.state.rank[sel])
+        return self.slack[:, sel].sub_(moved), cancelled
+
+    def update_rows(self, slots: torch.Tensor, update) -> tuple[torch.Tensor, torch.Tensor]:
+        """``update_range`` for a gathered set of slots (written back)."""
+        o, lse = self.o[:, slots], self.lse[:, slots]
+        moved, cancelled = update(self.q[:, slots], o, lse, 2 * self.state.rank[slots])
+        slack = self.slack[:, slots] - moved
+        self.o[:, slots], self.lse[:, slots], self.slack[:, slots] = o, lse, slack
+        return slack, cancelled
+
+    def search(self, slots: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
+        """Nearest codes of ``slots`` from their attention outputs; stores codes and resets the
+        slack to the new margins. Returns (R, H) bool: where a code changed."""
+        rows = self.pad(slots)
+        codes, margins = nearest_codes(self.o[:, rows].transpose(0, 1), codebook)
+        codes, margins = codes[: len(slots)], margins[: len(slots)]
+        changed = codes != self.codes[slots]
+        self.codes[slots], self.slack[:, slots] = codes.to(self.codes.dtype), margins.t()
+        return changed
+
+    def finish(self, slots: torch.Tensor, block) -> None:
+        """The rest of the block for ``slots``: W_o of their codes' vectors, the residual, the
+        MLP (``block.finish``, whatever MLP module the block holds); stores the outputs."""
+        rows = self.pad(slots)
+        c = block.vq.lookup(self.codes[rows].long())
+        self.x_out[slots] = block.finish(self.x_in[rows], c)[: len(slots)]

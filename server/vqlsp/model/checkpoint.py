@@ -126,8 +126,13 @@ def read_config(directory: str | Path) -> dict[str, Any]:
     return config
 
 
-def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -> VQTransformer:
-    """Load a checkpoint directory written by ``save_checkpoint``."""
+def load_checkpoint(
+    directory: str | Path, device: str | torch.device = "cpu", *, merge_deltas: bool = True
+) -> VQTransformer:
+    """Load a checkpoint directory written by ``save_checkpoint``.
+
+    ``merge_deltas=False`` leaves matrices stored as low-rank deltas at their base weights;
+    ``read_deltas`` gives the factors (for a weight format that applies them unmerged)."""
     directory = Path(directory)
     config = read_config(directory)
     try:
@@ -158,8 +163,11 @@ def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -
     except (SafetensorError, OSError) as exc:
         raise CheckpointError(f"{weights_path} is not a readable safetensors file: {exc}") from None
     try:
-        if partial:
+        if partial and merge_deltas:
             weights = _apply_deltas(weights, model.state_dict())
+        elif partial:
+            _check_deltas(weights, model.state_dict())
+            weights = {k: v for k, v in weights.items() if not k.endswith((DELTA_U, DELTA_V))}
         load_checked(model, weights, allow_missing=lambda k: partial)
     except WeightMismatch as exc:
         raise CheckpointError(f"{weights_path} does not fit its config: {exc}") from None
@@ -189,6 +197,17 @@ def _factor_deltas(
 def _apply_deltas(weights: dict[str, torch.Tensor], current: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Fold ``<name>.delta_u/.delta_v`` pairs into full tensors: W = W_base + U @ V."""
     out = {k: v for k, v in weights.items() if not k.endswith((DELTA_U, DELTA_V))}
+    for name, (u, v) in _check_deltas(weights, current).items():
+        out[name] = current[name].cpu() + (u.double() @ v.double()).to(current[name].dtype)
+    return out
+
+
+def _check_deltas(
+    weights: dict[str, torch.Tensor], current: dict[str, torch.Tensor]
+) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """The ``<name>.delta_u/.delta_v`` pairs of ``weights`` by base tensor name, checked against
+    the model's tensors (``current``)."""
+    deltas = {}
     for key in weights:
         if not key.endswith(DELTA_U):
             continue
@@ -200,11 +219,21 @@ def _apply_deltas(weights: dict[str, torch.Tensor], current: dict[str, torch.Ten
         if u.dim() != 2 or v.dim() != 2 or (u.shape[0], v.shape[1]) != tuple(current[name].shape) or u.shape[1] != v.shape[0]:
             raise WeightMismatch(f"low-rank delta {name}: factors {tuple(u.shape)} @ {tuple(v.shape)} "
                                  f"do not make {tuple(current[name].shape)}")
-        out[name] = current[name].cpu() + (u.double() @ v.double()).to(current[name].dtype)
+        deltas[name] = (u, v)
     orphans = [k for k in weights if k.endswith(DELTA_V) and k[: -len(DELTA_V)] + DELTA_U not in weights]
     if orphans:
         raise WeightMismatch(f"low-rank delta without its other factor: {', '.join(orphans[:5])}")
-    return out
+    return deltas
+
+
+def read_deltas(directory: str | Path) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """A checkpoint's low-rank deltas by base tensor name: (u (out, r), v (r, in)), W = W0 + u @ v."""
+    weights = load_file(str(Path(directory) / WEIGHTS))
+    return {
+        key[: -len(DELTA_U)]: (weights[key], weights[key[: -len(DELTA_U)] + DELTA_V])
+        for key in weights
+        if key.endswith(DELTA_U) and key[: -len(DELTA_U)] + DELTA_V in weights
+    }
 
 
 BASE_LOADERS: dict[str, Callable[[], VQTransformer]] = {}  # more base sources (tests, experiments)

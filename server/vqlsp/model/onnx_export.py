@@ -125,6 +125,9 @@ def export_onnx(model: VQTransformer, directory: str | Path, *, example_tokens: 
 
     if example_tokens < 2:
         raise ValueError("the example must have at least 2 tokens")
+    if any(type(m).__name__ == "Q4Linear" for m in model.modules()):
+        raise GraphError("a model with 4-bit weights has no ONNX export (its matmul is native code); "
+                         "load it with weights='fp32'")
     if model.cfg.acm is not None:  # tracing would freeze the example's routing into the graph
         raise GraphError("an ACM model has no ONNX export: which learners a token runs depends on its "
                          "values, which a traced graph cannot follow; export the model without ACM")

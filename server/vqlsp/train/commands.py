@@ -140,6 +140,8 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reuse-edits", type=int, default=0, help="atomic edits measured for reuse (0: skip)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
+    p.add_argument("--weights", default="auto", choices=("auto", "fp32", "q4"),
+                   help="how the blocks' weights are held (model/q4.py; auto: q4 on the default base on a CPU)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--onnx", metavar="DIR",
                    help="instead: test accuracy of the exported graphs DIR/model.onnx and DIR/model.int8.onnx "
@@ -158,7 +160,7 @@ def run_onnx_eval(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    model = load_model(args.model, "cpu")
+    model = load_model(args.model, "cpu", weights="fp32")  # what the graphs hold (a traced 4-bit kernel cannot be)
     graphs = graph_files(args.onnx, model)
     data = load_tasks(load_tokenizer(args.model), DataScale.named(args.scale), splits=("test",))
     result = onnx_accuracy(model, data, graphs, threads=torch.get_num_threads(), progress=not args.quiet)
@@ -181,7 +183,7 @@ def run_eval(args: argparse.Namespace) -> int:
     from .tasks import DataScale, load_tasks
 
     device = str(resolve_device(args.device))
-    model = load_model(args.model, device)
+    model = load_model(args.model, device, weights=args.weights)
     base = read_config(model_dir(args.model)).get("base") or {}
     dense = load_base(base.get("source")).to(device) if base.get("weights") == "external" else model
     tokenizer = load_tokenizer(args.model)

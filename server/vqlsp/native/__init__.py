@@ -1,14 +1,18 @@
-"""A fused C kernel for the tail's accumulator update, compiled on this machine at first use.
+"""C kernels, compiled on this machine at first use: the engine's fused accumulator update
+and the matmul of groupwise 4-bit weights (``model/q4.py``).
 
-``attention.update_rows_`` expresses the update in PyTorch ops: about a dozen
+``engine.attention.update_rows_`` expresses the update in PyTorch ops: about a dozen
 element-wise passes over (heads, rows, keys) and (heads, rows, d_head) temporaries
 around two batched matmuls. ``update_rows.c`` fuses the element-wise parts into one
-pass on each side of the second matmul; the matmuls stay with BLAS. It is built
+pass on each side of the second matmul; the matmuls stay with BLAS. ``q4_matmul.c``
+multiplies rows by a weight held as 4-bit values with a scale and minimum per 32 (GGUF's
+Q4_1), reading 0.75 bytes a weight instead of 4. Both are built into one library
 with the system C compiler (``$CC``, else ``cc``) into the user cache
 (``$VQLSP_CACHE`` or ``$XDG_CACHE_HOME/vqlsp``) once per source version and CPU
 feature set, and loaded with ctypes; where no compiler works, or ``VQLSP_NATIVE=0``,
-``available()`` is False and the engine keeps the PyTorch path. ``tests/engine/test_attention.py``
-checks both against a plain softmax.
+``available()`` is False and callers keep their PyTorch path. ``tests/engine/test_attention.py``
+checks the update against a plain softmax, ``tests/model/test_q4.py`` the matmul against
+a dequantized weight.
 """
 
 from __future__ import annotations
@@ -26,11 +30,11 @@ from pathlib import Path
 
 import torch
 
-from ...model.base_weights import cache_dir, write_atomically
+from ..model.base_weights import cache_dir, write_atomically
 
 log = logging.getLogger(__name__)
 
-SOURCE = Path(__file__).with_name("update_rows.c")
+SOURCES = [Path(__file__).with_name(name) for name in ("update_rows.c", "q4_matmul.c")]
 # -ffast-math lets exp() vectorize (glibc's libmvec) and sums reassociate; the kernel
 # keeps no NaN or inf. It is compiled, then linked without it: linking with -ffast-math
 # would set flush-to-zero for the whole process on load.
@@ -46,12 +50,16 @@ def _build(target: Path) -> None:
     compiler = shlex.split(os.environ.get("CC") or "cc")
 
     def compile_and_link(tmp: Path) -> None:
-        obj = tmp.with_name(tmp.name + ".o")
+        objects = [tmp.with_name(f"{tmp.name}.{i}.o") for i in range(len(SOURCES))]
         try:
-            for args in ([*COMPILE, str(SOURCE), "-o", str(obj)], [*LINK, str(obj), "-o", str(tmp), "-lm"]):
-                subprocess.run([*compiler, *args], check=True, capture_output=True, timeout=120)
+            for source, obj in zip(SOURCES, objects):
+                subprocess.run([*compiler, *COMPILE, str(source), "-o", str(obj)], check=True, capture_output=True,
+                               timeout=120)
+            link = [*LINK, *map(str, objects), "-o", str(tmp), "-lm"]
+            subprocess.run([*compiler, *link], check=True, capture_output=True, timeout=120)
         finally:
-            obj.unlink(missing_ok=True)
+            for obj in objects:
+                obj.unlink(missing_ok=True)
 
     write_atomically(target, compile_and_link)
 
@@ -74,10 +82,10 @@ def _load() -> ctypes.CDLL | None:
         if os.environ.get("VQLSP_NATIVE", "1") == "0":
             _failed = True
             return None
-        key = SOURCE.read_bytes() + " ".join(COMPILE + LINK).encode() + _cpu_features()
+        key = b"".join(source.read_bytes() for source in SOURCES) + " ".join(COMPILE + LINK).encode() + _cpu_features()
         digest = hashlib.sha256(key).hexdigest()[:16]
         try:
-            target = cache_dir() / "native" / f"update_rows-{digest}-{platform.machine()}.so"
+            target = cache_dir() / "native" / f"vqlsp-{digest}-{platform.machine()}.so"
             if not target.is_file():
                 _build(target)
             library = ctypes.CDLL(str(target))
@@ -92,6 +100,8 @@ def _load() -> ctypes.CDLL | None:
         library.vqlsp_weights.restype = None
         library.vqlsp_apply.argtypes = [i, i, i, p, p, i64, i64, p, i64, i64, p, p, p]
         library.vqlsp_apply.restype = None
+        library.vqlsp_q4_matmul.argtypes = [i, i, i, p, i64, p, p, p, p, i64]
+        library.vqlsp_q4_matmul.restype = None
         _library = library
         return library
 
@@ -139,4 +149,16 @@ def update_rows_(
     return moved, flag == 2
 
 
-__all__ = ["available", "update_rows_"]
+def q4_matmul(x: torch.Tensor, q: torch.Tensor, scale: torch.Tensor, minimum: torch.Tensor, n: int) -> torch.Tensor:
+    """x (M, K) float32 times a 4-bit weight (n, K) in the layout of ``q4_matmul.c`` -> (M, n).
+    ``available()`` must hold; x's columns must be contiguous."""
+    m, k = x.shape
+    assert x.dtype == torch.float32 and x.stride(1) == 1 and q.is_contiguous(), "x float32, columns contiguous"
+    y = x.new_empty(m, n)
+    _library.vqlsp_q4_matmul(
+        m, n, k, x.data_ptr(), x.stride(0), q.data_ptr(), scale.data_ptr(), minimum.data_ptr(), y.data_ptr(), n
+    )
+    return y
+
+
+__all__ = ["available", "q4_matmul", "update_rows_"]
