@@ -22,6 +22,8 @@ of the text's chunks that finds none in almost every document.
 
 from __future__ import annotations
 
+from bisect import bisect_right
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,7 +35,6 @@ from vqlsp.analysis.results import SpanResult
 from vqlsp.text.ignores import MARK, NONE, Ignores, find_ignores
 
 from .documents import Document, Publication
-from .hover import span_at
 from .ignore_file import IGNORE_FILE
 from .options import DiagnosticOptions
 
@@ -47,6 +48,14 @@ SEVERITY = {
     "information": types.DiagnosticSeverity.Information,
     "hint": types.DiagnosticSeverity.Hint,
 }
+
+
+def span_at(spans: Sequence[SpanResult], offset: int) -> SpanResult | None:
+    """The span holding code-point ``offset`` (its end counts: the cursor sits after the last char)."""
+    i = bisect_right([s.start for s in spans], offset) - 1
+    if i >= 0 and offset <= spans[i].end:
+        return spans[i]
+    return None
 
 
 @dataclass(frozen=True)

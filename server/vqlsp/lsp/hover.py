@@ -4,9 +4,6 @@ saved by reusing the cached state."""
 
 from __future__ import annotations
 
-from bisect import bisect_right
-from collections.abc import Sequence
-
 from lsprotocol import types
 
 from vqlsp.analysis.results import SpanResult
@@ -14,14 +11,6 @@ from vqlsp.analysis.results import SpanResult
 from .diagnostics import Silence, verdict
 from .documents import Publication
 from .options import DiagnosticOptions
-
-
-def span_at(spans: Sequence[SpanResult], offset: int) -> SpanResult | None:
-    """The span holding code-point ``offset`` (its end counts: the cursor sits after the last char)."""
-    i = bisect_right([s.start for s in spans], offset) - 1
-    if i >= 0 and offset <= spans[i].end:
-        return spans[i]
-    return None
 
 
 def _bars(probabilities: dict[str, float]) -> list[str]:

@@ -24,9 +24,9 @@ from vqlsp.text.positions import InvalidRange
 
 from .actions import IGNORE_IN_WORKSPACE_COMMAND, code_actions, command_arguments
 from .core import HOVER_WAIT_S, RESULT_WAIT_S, STATS_COMMAND, VqlspServer, short_name
-from .diagnostics import document_stats, lsp_full_report
+from .diagnostics import document_stats, lsp_full_report, span_at
 from .documents import UnknownDocument
-from .hover import lsp_hover, span_at
+from .hover import lsp_hover
 from .ignore_file import IGNORE_FILE, IgnoreFileError
 from .jobs import FOREGROUND
 from .loop_lag import LoopLagMeter
