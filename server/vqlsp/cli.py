@@ -180,6 +180,7 @@ BENCHES = [
     ("lsp", "lsp_bench", "keystroke-to-publish latency at a client over real stdio"),
     ("engine", "engine_bench", "incremental engine vs dense and prefix-cache re-runs (ops, ms)"),
     ("typing", "typing_bench", "keystroke -> covering result with edits sent on a clock, over real stdio"),
+    ("soak", "soak_bench", "the server's RSS over many edits, opens and closes, over real stdio"),
 ]
 
 

@@ -44,6 +44,7 @@ from vqlsp.analysis.results import SectionResult, UpdateCost
 
 from .diagnostics import CLASSIFICATION, RESYNC, classification_params, lsp_publish_diagnostics
 from .documents import Document, DocumentStore, Publication, tokenize_and_cut
+from .heap import HeapRelease, glibc_malloc_trim
 from .jobs import BACKGROUND, FOREGROUND, JobQueue
 from .options import SECTION, Options, changed_fields, merge_settings, parse_options
 from .protocol import VqlspProtocol
@@ -75,6 +76,8 @@ class VqlspServer(LanguageServer):
         self.store = DocumentStore(PositionCodec(), self.options.section_tokens)
         self.scheduler = Scheduler(self.run_update, on_quiet=self.settle)
         self.jobs = JobQueue()  # the inference thread; never pygls's pool
+        # freed memory back to the OS, once a burst of closes is over (behind their drops)
+        self.heap = HeapRelease(lambda trim: self.jobs.submit(BACKGROUND, trim), glibc_malloc_trim())
         self.text_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vqlsp-text")  # long opens
         self.worker: Any = None  # vqlsp.analysis.worker.AnalysisWorker, once a model is loaded
         self.builders: dict[str, asyncio.Task] = {}  # uri -> its background build
@@ -177,6 +180,7 @@ class VqlspServer(LanguageServer):
         if generation != self.generation:
             return
         self.worker, self.model_labels, self.model_state = worker, labels, "ready"
+        self.heap.soon()  # the previous model and its states, if any
         self.store.set_tokenizer(tokenizer)
         self.log_message(f"model ready ({where}, {labels.get('engine')} engine)")
         self.reanalyse_all(drop=False)
@@ -508,6 +512,7 @@ class VqlspServer(LanguageServer):
         if self.active == doc.uri:
             self.active = None
         self.clear(doc, closed=True)
+        self.heap.soon()
 
     # -- waiting for results (pull diagnostics, hover) -------------------------------------
 
