@@ -81,12 +81,12 @@ class VqlspProtocol(LanguageServerProtocol):
         if (handler := self.fm.features.get(types.TEXT_DOCUMENT_DID_CLOSE)) is not None:
             yield handler, (params,), None
 
-    def _execute_handler(self, msg_id, handler, args=None, kwargs=None, callback=None):
+    def _execute_handler(self, msg_id, handler, callback, args=None, kwargs=None):
         """pygls files the future of a generator handler (didOpen, didChange, didClose, ...)
         under ``msg_id``, a fresh id for a notification, and only a response removes it: one
         future per notification, kept for ever (about 700 bytes per keystroke). Remove it here
         once it is done."""
-        super()._execute_handler(msg_id, handler, args, kwargs, callback)
+        super()._execute_handler(msg_id, handler, callback, args, kwargs)
         if callback != self._check_handler_result:  # a request: answering it removes its future
             return
         future = self._request_futures.get(msg_id)
