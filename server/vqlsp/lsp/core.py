@@ -48,7 +48,7 @@ from .heap import HeapRelease, glibc_malloc_trim
 from .jobs import BACKGROUND, FOREGROUND, JobQueue
 from .options import SECTION, Options, changed_fields, merge_settings, parse_options
 from .protocol import VqlspProtocol
-from .scheduler import Scheduler
+from .scheduler import Clock, Scheduler
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,7 @@ BUILD_PUBLISH_S = 0.5  # while building, publish at most this often (and when do
 # a key every 100 ms waited for a build chunk before its own update, p50 254 ms)
 TYPING_QUIET_S = 0.3
 DIAGNOSTICS_SPACING = 4.0  # diagnostics pushes of a document at most every 4x what one costs
+CONFIGURATION_WAIT_S = 5.0  # for the client's answer to workspace/configuration
 HASH_LIMIT_CHARS = 1 << 20  # textHash is sent for texts up to this size (hashing is O(length))
 CHECK_TOKENS = os.environ.get("VQLSP_CHECK_TOKENS") == "1"
 
@@ -85,12 +86,18 @@ class VqlspServer(LanguageServer):
         self.typed_at = float("-inf")  # loop time of the last keystroke, any document
         self.model_labels: dict[str, Any] = {}
         self.model_state = "not loaded"  # "loading" | "ready" | "failed: ..."
-        self.generation = 0  # bumps on every model (re)load; older results are dropped
+        self.generation = 0  # bumps when a new model is in place; older results are dropped
+        self.loads = 0  # model loads started: only the last one's outcome counts
         self.config_generation = 0  # bumps when diagnostics options change (pull result ids)
         self.pull = False
         self.settles = 0  # settles started, all documents (stats)
         self.dropped = 0  # results computed but not published: their document closed or model changed
         self._load_task: asyncio.Task | None = None
+        self._clock: Clock | None = None  # None: the running event loop (tests pass a fake one)
+
+    @property
+    def clock(self) -> Clock:
+        return self._clock if self._clock is not None else asyncio.get_running_loop()
 
     # -- capabilities ------------------------------------------------------------------
 
@@ -141,15 +148,35 @@ class VqlspServer(LanguageServer):
             self.republish_all()
 
     async def pull_configuration(self) -> None:
+        """Ask the client for our settings section; a client that declares
+        ``workspace/configuration`` but never answers is given ``CONFIGURATION_WAIT_S``, then
+        the server goes on with what it has (initializationOptions, defaults), with one log line."""
         if not self.capability("workspace.configuration"):
             return
+        request = asyncio.ensure_future(self.workspace_configuration_async(
+            types.ConfigurationParams(items=[types.ConfigurationItem(section=SECTION)])
+        ))
+        timed_out = False
+
+        def give_up() -> None:
+            nonlocal timed_out
+            timed_out = True
+            request.cancel()
+
+        timer = self.clock.call_later(CONFIGURATION_WAIT_S, give_up)
         try:
-            result = await self.workspace_configuration_async(
-                types.ConfigurationParams(items=[types.ConfigurationItem(section=SECTION)])
-            )
+            result = await request
+        except asyncio.CancelledError:
+            if not timed_out:
+                raise
+            self.log_message(f"the client did not answer workspace/configuration within {CONFIGURATION_WAIT_S:g} s; "
+                             "using initializationOptions and defaults", types.MessageType.Warning)
+            return
         except Exception as exc:  # the client's answer is outside our control
             self.log_message(f"workspace/configuration failed: {exc}", types.MessageType.Warning)
             return
+        finally:
+            timer.cancel()
         if result and isinstance(result[0], dict):
             self.apply_settings(result[0])
 
@@ -163,22 +190,25 @@ class VqlspServer(LanguageServer):
 
     async def load_model(self) -> None:
         options = self.options
-        self.generation += 1
-        generation = self.generation
+        self.loads += 1
+        load = self.loads
         self.model_state = "loading"
         where = options.model or "the default model"
         async with self.progress(f"vqlsp: loading {where}"):
             try:
                 worker, tokenizer, labels = await self.jobs.run(FOREGROUND, _load, options, self.dense)
             except Exception as exc:  # bad checkpoint, missing weights, no CUDA: tell the user
-                if generation == self.generation:
+                if load == self.loads:
                     keep = " (still using the previous model)" if self.worker is not None else ""
                     self.model_state = "ready" if self.worker is not None else f"failed: {exc}"
                     self.show_once(f"cannot load the model ({where}): {exc}{keep}", types.MessageType.Error)
                     self.wake_all()
                 return
-        if generation != self.generation:
+        if load != self.loads:
             return
+        # Only now do results of the previous model go stale: until a new model is in place, the
+        # old one keeps serving (an update running while a bad ``model`` arrives still publishes).
+        self.generation += 1
         self.worker, self.model_labels, self.model_state = worker, labels, "ready"
         self.heap.soon()  # the previous model and its states, if any
         self.store.set_tokenizer(tokenizer)
