@@ -56,9 +56,9 @@ def encode(message: dict) -> bytes:
 class RawServer:
     """``vqlsp serve`` with pipes: frames out, every message in through ``MessageReader``."""
 
-    def __init__(self):
-        self.process = subprocess.Popen(SERVER, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        stderr=subprocess.PIPE, env=SERVER_ENV)
+    def __init__(self, command: list[str] = SERVER, env: dict[str, str] = SERVER_ENV, cwd: str | None = None):
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, env=env, cwd=cwd)
         self.inbox: queue.Queue[dict] = queue.Queue()
         self.stderr: list[str] = []
         self.responses: dict[Any, dict] = {}

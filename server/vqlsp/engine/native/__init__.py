@@ -47,9 +47,12 @@ def _build(target: Path) -> None:
 
     def compile_and_link(tmp: Path) -> None:
         obj = tmp.with_name(tmp.name + ".o")
+        # the compiler's own temporary files go next to the target, in the cache: the server
+        # writes nowhere else (tests/lsp/test_writes.py)
+        env = {**os.environ, "TMPDIR": str(tmp.parent)}
         try:
             for args in ([*COMPILE, str(SOURCE), "-o", str(obj)], [*LINK, str(obj), "-o", str(tmp), "-lm"]):
-                subprocess.run([*compiler, *args], check=True, capture_output=True, timeout=120)
+                subprocess.run([*compiler, *args], check=True, capture_output=True, timeout=120, env=env)
         finally:
             obj.unlink(missing_ok=True)
 
