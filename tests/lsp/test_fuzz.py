@@ -249,3 +249,23 @@ def test_the_server_survives_any_script(server: RawServer, first: str, script: l
     server.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
     assert server.process.poll() is None
     assert "Traceback" not in "".join(server.stderr[logged:]), "".join(server.stderr[logged:])[-3000:]
+
+
+def test_notifications_leave_nothing_behind(server: RawServer):
+    """pygls keeps a future per notification its own handlers run until a response removes
+    it, and a notification has none: 300 keystrokes left 300 futures (``VqlspProtocol``)."""
+    uri = "file:///fuzz/many-keystrokes.txt"
+    server.notify("textDocument/didOpen", {"textDocument": {"uri": uri, "languageId": "plaintext", "version": 1,
+                                                            "text": ""}})
+    def stats() -> dict:
+        return server.response(server.request("workspace/executeCommand",
+                                              {"command": "vqlsp.documentStats", "arguments": [uri]}))["result"]
+
+    before = stats()["requestsPending"]
+    for version in range(2, 302):
+        server.notify("textDocument/didChange", {"textDocument": {"uri": uri, "version": version}, "contentChanges": [
+            {"range": {"start": {"line": 0, "character": 0}, "end": {"line": 0, "character": 0}}, "text": "a"}]})
+    after = stats()
+    assert after["textHash"] == sha("a" * 300)
+    assert after["requestsPending"] == before  # (whatever else is pending, e.g. the stats request itself)
+    server.notify("textDocument/didClose", {"textDocument": {"uri": uri}})

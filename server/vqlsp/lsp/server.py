@@ -146,7 +146,8 @@ def build_server(*, dense: bool = False) -> VqlspServer:
         out = document_stats(doc, stats, text_hash)
         out.update(model=ls.model_labels, modelState=ls.model_state, updatesStarted=ls.scheduler.started,
                    settlesStarted=ls.settles, resultsDropped=ls.dropped,
-                   positionEncoding=str(ls.store.codec.encoding), pullDiagnostics=ls.pull)
+                   positionEncoding=str(ls.store.codec.encoding), pullDiagnostics=ls.pull,
+                   requestsPending=len(ls.protocol._request_futures), heapReleases=ls.heap.releases)
         return out
 
     return server
