@@ -16,7 +16,7 @@ requests of unknown methods, bad params, bodies that are not JSON and frames who
 
 The client's own model of an edit clamps as LSP says (past the line end: the line end;
 past the last line: the document end). ``VQLSP_FUZZ_EXAMPLES`` sets the number of
-examples (default 30, a CI-sized run; ``vqlsp bench soak`` is the long run).
+examples (default 100, a CI-sized run; ``vqlsp bench soak`` is the long run).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from vqlsp.lsp.framing import MessageReader, Received
 
 from .harness import PROSE, SERVER, SERVER_ENV, WAIT_S
 
-EXAMPLES = int(os.environ.get("VQLSP_FUZZ_EXAMPLES", "30"))
+EXAMPLES = int(os.environ.get("VQLSP_FUZZ_EXAMPLES", "100"))
 
 
 def sha(text: str) -> str:

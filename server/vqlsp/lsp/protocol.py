@@ -113,16 +113,19 @@ class VqlspProtocol(LanguageServerProtocol):
             yield handler, (params,), None
 
     def _execute_handler(self, msg_id, handler, callback, args=None, kwargs=None):
-        """pygls files the future of a generator handler (didOpen, didChange, didClose, ...)
-        under ``msg_id``, a fresh id for a notification, and only a response removes it: one
-        future per notification, kept for ever (about 700 bytes per keystroke). Remove it here
-        once it is done."""
+        """pygls files every handler's future under ``msg_id`` (for ``$/cancelRequest``) and
+        removes it only when it answers a request: the future of a notification's handler, and
+        of each user handler a built-in one hands over to (under a fresh id), stayed for ever,
+        about 700 bytes per keystroke. Remove each once it is done (a done future cannot be
+        cancelled anyway)."""
         super()._execute_handler(msg_id, handler, callback, args, kwargs)
-        if callback != self._check_handler_result:  # a request: answering it removes its future
-            return
         future = self._request_futures.get(msg_id)
         if future is not None:
-            future.add_done_callback(lambda _done: self._request_futures.pop(msg_id, None))
+            future.add_done_callback(lambda done: self._forget_future(msg_id, done))
+
+    def _forget_future(self, msg_id: Any, future: Any) -> None:
+        if self._request_futures.get(msg_id) is future:
+            del self._request_futures[msg_id]
 
     def structure_message(self, data: dict[str, Any]):
         try:
