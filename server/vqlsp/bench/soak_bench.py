@@ -21,7 +21,8 @@ it drives one of three scenarios:
 
 Before any scenario a small document is opened, classified and closed, so the
 baseline includes the loaded model. "After a close" is read once RSS is steady
-(two samples ``--sample-s`` apart within 1%, at most 20 s), past the server's
+(the server has answered a request sent after the closes, and four samples 0.5 s apart
+lie within 1%, at most 60 s), past the server's
 delay before it hands freed memory back (``lsp.heap``).
 
 JSON (``--json PATH``)::
@@ -255,17 +256,18 @@ class SoakClient:
         return True
 
     async def steady(self, what: str) -> float:
-        """RSS once it stopped moving (two samples 1% apart, at most 20 s), marked ``what``."""
+        """RSS once the server has read everything sent and RSS stopped moving (four samples
+        0.5 s apart within 1%, at most 60 s), marked ``what``."""
         from vqlsp.lsp.heap import RELEASE_DELAY_S
 
+        await self.session.probe()  # answered after every message sent before it was handled
         await asyncio.sleep(RELEASE_DELAY_S + 0.5)
-        deadline, last = time.perf_counter() + 20, rss_mib(self.pid)
+        deadline, recent = time.perf_counter() + 60, [rss_mib(self.pid)]
         while time.perf_counter() < deadline:
-            await asyncio.sleep(max(self.args.sample_s, 0.5))
-            now = rss_mib(self.pid)
-            if abs(now - last) <= 0.01 * last:
+            await asyncio.sleep(0.5)
+            recent = [*recent[-3:], rss_mib(self.pid)]
+            if len(recent) == 4 and max(recent) - min(recent) <= 0.01 * min(recent):
                 break
-            last = now
         self.mark(what)
         return self.samples[-1][2]
 
