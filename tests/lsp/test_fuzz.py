@@ -122,7 +122,7 @@ def server(tiny_model_dir):
     done = server.request("shutdown", None)
     assert server.response(done).get("result", "error") is None
     server.notify("exit", None)
-    assert server.process.wait(30) == 0
+    assert server.process.wait(30) == 0, "".join(server.stderr[-20:])
     assert server.tracebacks() == []
 
 

@@ -195,7 +195,7 @@ def serve(
         else:
             framing.start_io(server, max_message_bytes=limit)
     finally:
-        server.jobs.close()
+        server.jobs.close(wait=10.0)
         server.text_thread.shutdown(wait=False, cancel_futures=True)
 
 
