@@ -221,6 +221,7 @@ BENCHES = [
     ("engine", "engine_bench", "incremental engine vs dense and prefix-cache re-runs (ops, ms)"),
     ("acm", "acm_bench", "ACM trade-off: accuracy vs learners per token and ms per edit (table, PNG)"),
     ("typing", "typing_bench", "keystroke -> covering result with edits sent on a clock, over real stdio"),
+    ("soak", "soak_bench", "the server's RSS over many edits, opens and closes, over real stdio"),
 ]
 
 

@@ -54,14 +54,18 @@ class JobQueue:
         job if it has not started)."""
         return await asyncio.wrap_future(self.submit(priority, fn, *args, **kwargs))
 
-    def close(self) -> None:
-        """Run nothing more; jobs still queued are cancelled."""
+    def close(self, wait: float = 0.0) -> None:
+        """Run nothing more; jobs still queued are cancelled. ``wait``: seconds to let the job
+        that is running finish (at exit: a process that ends while this thread is inside torch
+        aborts, "terminate called without an active exception")."""
         with self._ready:
             self._closed = True
             for _, _, _, future in self._heap:
                 future.cancel()
             self._heap.clear()
             self._ready.notify()
+        if wait > 0 and self._thread is not threading.current_thread():
+            self._thread.join(wait)
 
     def _loop(self) -> None:
         while True:

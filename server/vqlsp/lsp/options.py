@@ -269,10 +269,14 @@ def changed_fields(old: Options, new: Options) -> set[str]:
 
 
 def merge_settings(base: Any, override: Any) -> Any:
-    """Deep-merge two raw (camelCase) settings objects; ``override`` wins."""
+    """Deep-merge two raw (camelCase) settings objects; ``override`` wins.
+
+    A key set to ``null`` in ``override`` wins too: it means "back to the default" (a
+    ``model`` fixed with ``null`` after a bad path must not keep the bad startup value);
+    only an ``override`` that is itself absent (None) keeps ``base``."""
     if isinstance(base, dict) and isinstance(override, dict):
         out = dict(base)
         for key, value in override.items():
-            out[key] = merge_settings(base.get(key), value) if key in base else value
+            out[key] = merge_settings(base[key], value) if key in base and value is not None else value
         return out
     return base if override is None else override

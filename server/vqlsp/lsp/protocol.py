@@ -29,7 +29,12 @@ if sys.version_info < (3, 11):
 
 from cattrs import transform_error
 from lsprotocol import types
-from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams, JsonRpcInvalidRequest
+from pygls.exceptions import (
+    JsonRpcException,
+    JsonRpcInternalError,
+    JsonRpcInvalidParams,
+    JsonRpcInvalidRequest,
+)
 from pygls.protocol import JsonRPCNotification, LanguageServerProtocol
 from pygls.protocol.json_rpc import RPCRequest
 from pygls.protocol.language_server import lsp_method
@@ -52,7 +57,33 @@ def client_pulls_diagnostics(capabilities: types.ClientCapabilities | None) -> b
     return bool(capabilities and capabilities.text_document and capabilities.text_document.diagnostic)
 
 
+class ClientErrorsWithoutTraceback(logging.Filter):
+    """pygls logs every error it answers with its traceback, at ERROR. For errors the client
+    caused (a message whose params do not deserialize, which ``VqlspProtocol`` reports in one
+    line of its own; an LSP error a handler raised on purpose) a traceback in the log reads as
+    a crash: those become one WARNING line. Internal errors keep theirs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and record.msg.startswith("Unable to deserialize message"):
+            record.msg, record.args = "Unable to deserialize a message (reported below)", ()  # (args: a traceback)
+        else:
+            error = record.exc_info[1] if record.exc_info else None
+            if not isinstance(error, JsonRpcException) or isinstance(error, JsonRpcInternalError):
+                return True
+            record.exc_info, record.exc_text = None, None
+            record.msg, record.args = f"{record.getMessage()}: {str(error).splitlines()[0] if str(error) else ''}", ()
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+_CLIENT_ERRORS = ClientErrorsWithoutTraceback()
+
+
 class VqlspProtocol(LanguageServerProtocol):
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        logging.getLogger("pygls.protocol.json_rpc").addFilter(_CLIENT_ERRORS)  # (once: a filter is a set member)
+
     def notify_json(self, method: str, params: dict[str, Any]) -> None:
         """A notification whose params are JSON values already: no converter pass (pygls
         would type them as the method's params class). For payloads sent often and large:
@@ -80,6 +111,21 @@ class VqlspProtocol(LanguageServerProtocol):
     def lsp_text_document__did_close(self, params: types.DidCloseTextDocumentParams):
         if (handler := self.fm.features.get(types.TEXT_DOCUMENT_DID_CLOSE)) is not None:
             yield handler, (params,), None
+
+    def _execute_handler(self, msg_id, handler, callback, args=None, kwargs=None):
+        """pygls files every handler's future under ``msg_id`` (for ``$/cancelRequest``) and
+        removes it only when it answers a request: the future of a notification's handler, and
+        of each user handler a built-in one hands over to (under a fresh id), stayed for ever,
+        about 700 bytes per keystroke. Remove each once it is done (a done future cannot be
+        cancelled anyway)."""
+        super()._execute_handler(msg_id, handler, callback, args, kwargs)
+        future = self._request_futures.get(msg_id)
+        if future is not None:
+            future.add_done_callback(lambda done: self._forget_future(msg_id, done))
+
+    def _forget_future(self, msg_id: Any, future: Any) -> None:
+        if self._request_futures.get(msg_id) is future:
+            del self._request_futures[msg_id]
 
     def structure_message(self, data: dict[str, Any]):
         try:

@@ -51,12 +51,15 @@ def _build(target: Path) -> None:
 
     def compile_and_link(tmp: Path) -> None:
         objects = [tmp.with_name(f"{tmp.name}.{i}.o") for i in range(len(SOURCES))]
+        # the compiler's own temporary files go next to the target, in the cache: the server
+        # writes nowhere else (tests/lsp/test_writes.py)
+        env = {**os.environ, "TMPDIR": str(tmp.parent)}
         try:
             for source, obj in zip(SOURCES, objects):
                 subprocess.run([*compiler, *COMPILE, str(source), "-o", str(obj)], check=True, capture_output=True,
-                               timeout=120)
+                               timeout=120, env=env)
             link = [*LINK, *map(str, objects), "-o", str(tmp), "-lm"]
-            subprocess.run([*compiler, *link], check=True, capture_output=True, timeout=120)
+            subprocess.run([*compiler, *link], check=True, capture_output=True, timeout=120, env=env)
         finally:
             for obj in objects:
                 obj.unlink(missing_ok=True)
