@@ -35,8 +35,10 @@ def default_model():
 
 
 @pytest.fixture(scope="session")
-def default_graphs(default_model, tmp_path_factory):
+def default_graphs(tmp_path_factory):
     """The default model's exported graphs, fp32 and int8 (``vqlsp export --onnx``), once per session."""
     from vqlsp.model.onnx_export import graph_files
+    from vqlsp.model.registry import load_model
 
-    return graph_files(tmp_path_factory.mktemp("default-onnx"), default_model)
+    fp32 = load_model(None, "cpu", weights="fp32")  # the graph holds float32 weights (see registry.load_model)
+    return graph_files(tmp_path_factory.mktemp("default-onnx"), fp32)

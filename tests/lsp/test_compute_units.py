@@ -28,7 +28,7 @@ def test_update_cost_per_token_and_per_span():
 
 def test_hover_compares_the_sentence_with_the_document():
     cost = UpdateCost(False, 100, (10, 20), learners=60.0)
-    span = SpanResult(0, 10, "pos", {"pos": 0.8, "neg": 0.2}, SpanCompute(1.5, 2.5, 7))
+    span = SpanResult(0, 10, "pos", {"pos": 0.8, "neg": 0.2}, compute=SpanCompute(1.5, 2.5, 7))
     line = compute_line(_pub(cost), span, "sentence")
     assert line == ("Compute for this sentence on the last update: 1.50 layers recomputed per token (document "
                     "mean 0.30); ACM learners per row 2.50 (document 2.00).")
@@ -40,5 +40,5 @@ def test_hover_compares_the_sentence_with_the_document():
 
 
 def test_shifting_a_span_keeps_its_compute():
-    span = SpanResult(0, 10, "pos", {"pos": 1.0}, SpanCompute(2.0))
-    assert span.shifted(5) == SpanResult(5, 15, "pos", {"pos": 1.0}, SpanCompute(2.0))
+    span = SpanResult(0, 10, "pos", {"pos": 1.0}, compute=SpanCompute(2.0))
+    assert span.shifted(5) == SpanResult(5, 15, "pos", {"pos": 1.0}, compute=SpanCompute(2.0))

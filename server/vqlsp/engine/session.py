@@ -50,7 +50,6 @@ from functools import partial
 
 import torch
 
-from ..model.acm import AcmMlp
 from .attention import update_rows_
 from .buckets import padded
 from .edits import TokenEdit
@@ -372,17 +371,21 @@ class IncrementalSession:
         return LayerReport(fresh, full, searched, flips, out, rotated, updated, keys_count, learners)
 
     def _learners_ran(self, layer: int, mlp: torch.nn.Module, rows: torch.Tensor) -> torch.Tensor | None:
-        """An ACM MLP's learners for ``rows`` on its last call (``last_learners``; a padded call's
-        extra rows dropped): kept per row in the state and in this call's per-row total
-        (``UpdateStats.row_learners``); their sum (a 0-d tensor, read after the loop), or None for
-        a plain MLP."""
-        if not isinstance(mlp, AcmMlp) or mlp.last_learners is None:
+        """The learners an adaptive MLP ran for ``rows`` on its last call (its ``last_learners``,
+        one count per row; a padded call's extra rows dropped), added to this call's per-row
+        total (``UpdateStats.row_learners``). For an ACM model also kept per row in the state,
+        and their sum returned (a 0-d tensor, read after the loop) for the op count; None
+        otherwise (a plain MLP, or a stand-in that only reports learners)."""
+        ran = getattr(mlp, "last_learners", None)
+        if not isinstance(ran, torch.Tensor):
             return None
-        ran = mlp.last_learners.reshape(-1)[: len(rows)]
-        self.state.learners[layer, rows] = ran.to(torch.int8)
+        ran = ran.reshape(-1)[: len(rows)]
         if self._learners is None:
             self._learners = torch.zeros(self.state.capacity, dtype=torch.float32, device=self.state.device)
         self._learners[rows] += ran.to(self._learners.dtype)
+        if self.cfg.acm is None:
+            return None
+        self.state.learners[layer, rows] = ran.to(torch.int8)
         return ran.sum()
 
     def _update_tail(
