@@ -40,7 +40,7 @@ def test_null_means_back_to_the_default():
 
 def test_a_bad_startup_model_is_fixed_with_null(server, monkeypatch):
     loads = []
-    monkeypatch.setattr(server, "start_loading", lambda: loads.append(server.options.model))
+    monkeypatch.setattr(server, "start_loading", lambda **_: loads.append(server.options.model))
     server.init_settings = {"model": "/no/such/model", "device": "cpu"}
     server.apply_settings(None, act=False)
     assert server.options.model == "/no/such/model"
