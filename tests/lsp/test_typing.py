@@ -123,3 +123,27 @@ async def test_a_long_document_is_tokenized_off_the_event_loop(editor: Editor, t
                                            and c["version"] == final and c["sections"] == c["sectionsAnalysed"]), None), 120)
     stats = await editor.assert_in_sync(uri)
     assert got["sections"] == len(stats["sections"]) > 10 and got["analysedTokens"] == got["tokens"]
+
+
+async def test_a_replace_all_is_applied_a_slice_at_a_time(editor: Editor, tiny_model_dir):
+    """A didChange with hundreds of content changes is applied in slices with the event loop
+    free between them (``lsp.changes``); a request sent right after it sees the new text, and
+    the result of the new version equals a dense pass over it."""
+    await start(editor, tiny_model_dir, sectionTokens=256, settleMs=0, positionPolicy="exact")
+    uri = doc_uri("replace-all.txt")
+    text = "\n\n".join([PROSE.strip()] * 80)
+    editor.open(uri, text)
+    await editor.classification(uri, 1)
+    word = max(set(text.split()), key=text.split().count)
+    starts = [i for i in range(len(text)) if text.startswith(word, i)]
+    assert len(starts) > 200  # several slices
+    version = editor.change(uri, [(i, i + len(word), "zebra") for i in reversed(starts)])
+    stats = await editor.assert_in_sync(uri)  # answered once every change is applied
+    assert stats["version"] == version and stats["changesSliced"] == 1
+    final = await editor.classification(uri, version)
+    assert final["textHash"] == sha(editor.texts[uri])
+    settled = await editor.until(lambda: next((c for c in reversed(editor.client.classifications) if c["uri"] == uri
+                                               and c["version"] == version and c["sections"] == c["sectionsAnalysed"]
+                                               and c["positionDrift"] == 0), None))
+    stats = await editor.stats(uri)
+    assert settled["probabilities"] == pytest.approx(_dense(tiny_model_dir, editor.texts[uri], stats["sections"]), abs=1e-4)

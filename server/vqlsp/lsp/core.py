@@ -42,6 +42,8 @@ from pygls.workspace.position_codec import PositionCodec
 from vqlsp import __version__
 from vqlsp.analysis.results import SectionResult, UpdateCost
 
+from .changes import ChangeApplier
+from .collector import CollectionMeter, freeze_long_lived
 from .diagnostics import (
     CLASSIFICATION,
     RESYNC,
@@ -50,7 +52,14 @@ from .diagnostics import (
     document_silence,
     lsp_publish_diagnostics,
 )
-from .documents import Document, DocumentStore, Publication, tokenize_and_cut
+from .documents import (
+    ChangeReport,
+    Document,
+    DocumentStore,
+    Publication,
+    UnknownDocument,
+    tokenize_and_cut,
+)
 from .heap import HeapRelease, glibc_malloc_trim
 from .ignore_file import WorkspaceIgnores
 from .jobs import BACKGROUND, FOREGROUND, JobQueue
@@ -84,10 +93,12 @@ class VqlspServer(LanguageServer):
         self.init_settings: Any = None
         self.shown_problems: set[str] = set()
         self.store = DocumentStore(PositionCodec(), self.options.section_tokens)
+        self.changes = ChangeApplier(self.store, self.changed, self.unknown_change)  # didChange, in order
         self.scheduler = Scheduler(self.run_update, on_quiet=self.settle)
         self.jobs = JobQueue()  # the inference thread; never pygls's pool
         # freed memory back to the OS, once a burst of closes is over (behind their drops)
         self.heap = HeapRelease(lambda trim: self.jobs.submit(BACKGROUND, trim), glibc_malloc_trim())
+        self.collections = CollectionMeter().install()  # collector pauses (stats)
         self.text_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vqlsp-text")  # long opens
         self.worker: Any = None  # vqlsp.analysis.worker.AnalysisWorker, once a model is loaded
         self.builders: dict[str, asyncio.Task] = {}  # uri -> its background build
@@ -239,6 +250,7 @@ class VqlspServer(LanguageServer):
             self.show_once(problem, types.MessageType.Error)
         self.heap.soon()  # the previous model and its states, if any
         self.store.set_tokenizer(tokenizer)
+        freeze_long_lived()  # the model lives until the next load: out of the collector's way
         self.log_message(f"model ready ({where}, {labels.get('engine')} engine)")
         self.reanalyse_all(drop=False)
 
@@ -264,6 +276,24 @@ class VqlspServer(LanguageServer):
 
     def unit(self) -> str:
         return self.options.diagnostics.unit or self.model_labels.get("span_unit") or "sentence"
+
+    def changed(self, report: ChangeReport) -> None:
+        """A ``didChange`` is applied (``changes.ChangeApplier``): log, resync, analyse."""
+        doc = report.document
+        for warning in report.warnings:
+            self.log_message(f"{short_name(doc.uri)}: {warning}", types.MessageType.Warning)
+        if report.desynced_now:
+            self.desynced(doc)
+            return
+        if report.resynced_now:
+            self.log_message(f"{short_name(doc.uri)}: whole text received; back in sync", types.MessageType.Info)
+            self.opened(doc)
+        elif report.retokenized:  # crossed maxFileLength
+            self.opened(doc)
+        self.request_update(doc, typed=True)
+
+    def unknown_change(self, exc: UnknownDocument) -> None:
+        self.log_message(f"ignored a change: {exc}", types.MessageType.Warning)
 
     def request_update(self, doc: Document, *, typed: bool = False) -> None:
         """``doc`` changed (``typed``: by the writer, so it becomes the active document)."""
@@ -504,6 +534,8 @@ class VqlspServer(LanguageServer):
     async def publish(self, doc: Document, results: list[SectionResult], priority: int) -> None:
         """The document's classification (pooled over every analysed section, stamped with the
         newest version all of them hold for) and its span diagnostics on the current text."""
+        if doc.applying:
+            return  # its text is between two versions: the update that follows the change publishes
         sections = doc.sections
         worker, generation = self.worker, self.generation
         labels = results[-1].labels if results and not doc.forgotten else None
@@ -518,6 +550,8 @@ class VqlspServer(LanguageServer):
             if not self.still(doc, generation):
                 self.dropped += 1
                 return
+            if doc.applying:
+                return  # a change began meanwhile
         revision = sections.published_revision(doc.revision)
         analysed = [s for s in sections.sections if s.result is not None]
         text_hash = None
@@ -558,8 +592,8 @@ class VqlspServer(LanguageServer):
 
     def _push_diagnostics(self, doc: Document) -> None:
         doc.diagnostics_timer = None
-        if self.pull or doc.last is None or self.store.documents.get(doc.uri) is not doc:
-            return  # cleared or closed meanwhile
+        if self.pull or doc.last is None or self.store.documents.get(doc.uri) is not doc or doc.applying:
+            return  # cleared or closed meanwhile, or a change half applied (its update publishes)
         started = time.perf_counter()
         params = lsp_publish_diagnostics(doc, self.store.codec, self.options.diagnostics, self.unit(), self.silence(doc))
         self.protocol.notify_json(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS, params)
@@ -579,6 +613,7 @@ class VqlspServer(LanguageServer):
         self.wake(doc)
 
     def closed(self, doc: Document) -> None:
+        self.changes.discard(doc.uri)
         self.scheduler.forget(doc.uri)
         if (task := self.builders.pop(doc.uri, None)) is not None:
             task.cancel()

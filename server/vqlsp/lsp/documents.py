@@ -112,6 +112,7 @@ class Document:
     diagnostics_timer: asyncio.TimerHandle | None = None  # a push waiting for its turn (``core``)
     diagnostics_next: float = 0.0  # loop time before which the next push waits
     ignores: tuple[int, Ignores] | None = None  # (revision, its ignore comments) (``diagnostics.py``)
+    applying: bool = False  # a didChange is half applied: the text is between two versions (``changes``)
 
     def __post_init__(self) -> None:
         self.binary = "\x00" in self.text.text
@@ -148,6 +149,43 @@ class ChangeReport:
     desynced_now: bool = False
     resynced_now: bool = False
     retokenized: bool = False  # it crossed ``max_chars``: its tokens were dropped or rebuilt
+
+
+class ChangeApplication:
+    """One ``didChange`` being applied, content change by content change (``DocumentStore.
+    begin_change``): a replace-all can carry thousands, and the server applies them a slice at
+    a time so that the event loop is never held for all of them (``vqlsp.lsp.changes``)."""
+
+    def __init__(self, store: DocumentStore, doc: Document, changes: list, warnings: list[str], *, was_desynced: bool):
+        self.store, self.document, self.warnings, self.was_desynced = store, doc, warnings, was_desynced
+        self._changes, self._next = changes, 0
+
+    @property
+    def done(self) -> bool:
+        return self._next >= len(self._changes)
+
+    @property
+    def remaining(self) -> int:
+        return len(self._changes) - self._next
+
+    def step(self, count: int) -> None:
+        """Apply the next ``count`` content changes (at least one, if any are left)."""
+        stop = min(self._next + max(count, 1), len(self._changes))
+        while self._next < stop:
+            self.store._apply_one(self.document, self._changes[self._next], self.warnings)
+            self._next += 1
+
+    def finish(self) -> ChangeReport:
+        """The rest of the changes, then the report (the document is at its new version)."""
+        self.step(self.remaining)
+        return self.store._finish_change(self)
+
+    def abandon(self, reason: str) -> ChangeReport:
+        """Stop here (applying a change failed): the document is desynced until the client
+        sends its whole text."""
+        self.store.desync(self.document, reason)
+        self._next = len(self._changes)
+        return self.store._finish_change(self)
 
 
 class DocumentStore:
@@ -254,6 +292,17 @@ class DocumentStore:
         version: int,
         changes: Sequence[types.TextDocumentContentChangeEvent],
     ) -> ChangeReport:
+        """Apply one ``didChange`` whole (``begin_change`` applies it a slice at a time)."""
+        application = self.begin_change(uri, version, changes)
+        application.step(len(changes))
+        return application.finish()
+
+    def begin_change(
+        self, uri: str, version: int, changes: Sequence[types.TextDocumentContentChangeEvent]
+    ) -> ChangeApplication:
+        """Start applying one ``didChange``: the version and revision move at once, the content
+        changes as ``step`` is called; until ``finish``, ``doc.applying`` says the text is
+        between two of the client's versions."""
         doc = self.get(uri)
         warnings: list[str] = []
         if version <= doc.version:
@@ -261,34 +310,40 @@ class DocumentStore:
         doc.version = version
         doc.revision += 1
         doc.versions[doc.revision] = version
-        was_desynced = doc.desynced is not None
-        for change in changes:
-            if isinstance(change, types.TextDocumentContentChangeWholeDocument):
-                if doc.desynced is not None:
-                    doc.text = LineIndex(change.text)
-                    doc.desynced = None
-                    self._tokenize(doc)
-                    doc.binary = "\x00" in change.text
-                else:
-                    self._apply(doc, *changed_range(doc.text.text, change.text))
-                continue
+        doc.applying = True
+        return ChangeApplication(self, doc, list(changes), warnings, was_desynced=doc.desynced is not None)
+
+    def _apply_one(self, doc: Document, change: types.TextDocumentContentChangeEvent, warnings: list[str]) -> None:
+        if isinstance(change, types.TextDocumentContentChangeWholeDocument):
             if doc.desynced is not None:
-                continue  # the text is unknown until a full-text change arrives
-            try:
-                start, end = self._offsets(doc, change.range, warnings)
-            except InvalidRange as exc:
-                self.desync(doc, f"cannot apply change: {exc}")
-                continue
-            self._apply(doc, start, end, change.text)
+                doc.text = LineIndex(change.text)
+                doc.desynced = None
+                self._tokenize(doc)
+                doc.binary = "\x00" in change.text
+            else:
+                self._apply(doc, *changed_range(doc.text.text, change.text))
+            return
+        if doc.desynced is not None:
+            return  # the text is unknown until a full-text change arrives
+        try:
+            start, end = self._offsets(doc, change.range, warnings)
+        except InvalidRange as exc:
+            self.desync(doc, f"cannot apply change: {exc}")
+            return
+        self._apply(doc, start, end, change.text)
+
+    def _finish_change(self, application: ChangeApplication) -> ChangeReport:
+        doc = application.document
+        doc.applying = False
         tokenized = doc.tokens is not None or bool(doc.tokenizing)
         crossed = doc.desynced is None and self.tokenizer is not None and tokenized == self.too_long(doc)
         if crossed:
             self._tokenize(doc)
         return ChangeReport(
             doc,
-            tuple(warnings),
-            desynced_now=not was_desynced and doc.desynced is not None,
-            resynced_now=was_desynced and doc.desynced is None,
+            tuple(application.warnings),
+            desynced_now=not application.was_desynced and doc.desynced is not None,
+            resynced_now=application.was_desynced and doc.desynced is None,
             retokenized=crossed,
         )
 

@@ -86,6 +86,7 @@ def build_server(*, dense: bool = False, loop_lag: bool = False) -> VqlspServer:
     def did_open(ls: VqlspServer, params: types.DidOpenTextDocumentParams) -> None:
         item = params.text_document
         reopened = item.uri in ls.store
+        ls.changes.discard(item.uri)  # changes still pending for the text this one replaces
         doc = ls.store.open(item.uri, item.language_id, item.version, item.text)
         if reopened:
             ls.log_message(f"{short_name(item.uri)} opened again; its text replaces the server's", types.MessageType.Warning)
@@ -95,23 +96,7 @@ def build_server(*, dense: bool = False, loop_lag: bool = False) -> VqlspServer:
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls: VqlspServer, params: types.DidChangeTextDocumentParams) -> None:
-        uri = params.text_document.uri
-        try:
-            report = ls.store.change(uri, params.text_document.version, params.content_changes)
-        except UnknownDocument as exc:
-            ls.log_message(f"ignored a change: {exc}", types.MessageType.Warning)
-            return
-        for warning in report.warnings:
-            ls.log_message(f"{short_name(uri)}: {warning}", types.MessageType.Warning)
-        if report.desynced_now:
-            ls.desynced(report.document)
-            return
-        if report.resynced_now:
-            ls.log_message(f"{short_name(uri)}: whole text received; back in sync", types.MessageType.Info)
-            ls.opened(report.document)
-        elif report.retokenized:  # crossed maxFileLength
-            ls.opened(report.document)
-        ls.request_update(report.document, typed=True)
+        ls.changes.submit(params.text_document.uri, params.text_document.version, params.content_changes)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: VqlspServer, params: types.DidCloseTextDocumentParams) -> None:
@@ -131,6 +116,7 @@ def build_server(*, dense: bool = False, loop_lag: bool = False) -> VqlspServer:
         uri = params.text_document.uri
         if uri not in ls.store:
             raise JsonRpcInvalidParams(f"document {uri} is not open")
+        await ls.changes.applied(uri)
         current = await ls.current_analysis(uri, RESULT_WAIT_S)
         doc = ls.store.get(uri)
         result_id = f"{doc.revision}.{doc.published}.{ls.config_generation}" if current else f"{doc.revision}.none"
@@ -145,6 +131,7 @@ def build_server(*, dense: bool = False, loop_lag: bool = False) -> VqlspServer:
         if uri not in ls.store:
             ls.log_message(f"hover: document {uri} is not open", types.MessageType.Warning)
             return None
+        await ls.changes.applied(uri)
         current = await ls.current_analysis(uri, HOVER_WAIT_S)
         doc = ls.store.get(uri)
         publication = current or doc.last
@@ -162,8 +149,9 @@ def build_server(*, dense: bool = False, loop_lag: bool = False) -> VqlspServer:
         types.TEXT_DOCUMENT_CODE_ACTION,
         types.CodeActionOptions(code_action_kinds=[types.CodeActionKind.QuickFix]),
     )
-    def code_action(ls: VqlspServer, params: types.CodeActionParams) -> list[types.CodeAction] | None:
+    async def code_action(ls: VqlspServer, params: types.CodeActionParams) -> list[types.CodeAction] | None:
         uri = params.text_document.uri
+        await ls.changes.applied(uri)
         if uri not in ls.store:
             ls.log_message(f"code actions: document {uri} is not open", types.MessageType.Warning)
             return None
@@ -199,6 +187,7 @@ def build_server(*, dense: bool = False, loop_lag: bool = False) -> VqlspServer:
         if not 1 <= len(args) <= 2 or not isinstance(args[0], str):
             raise JsonRpcInvalidParams(f"{STATS_COMMAND} takes a document URI and optionally a position")
         uri = args[0]
+        await ls.changes.applied(uri)
         if uri not in ls.store:
             raise JsonRpcInvalidParams(f"document {uri} is not open")
         offset = stats_offset(ls, ls.store.get(uri), args[1]) if len(args) == 2 else None
@@ -211,7 +200,8 @@ def build_server(*, dense: bool = False, loop_lag: bool = False) -> VqlspServer:
         out.update(model=ls.model_labels, modelState=ls.model_state, updatesStarted=ls.scheduler.started,
                    settlesStarted=ls.settles, resultsDropped=ls.dropped,
                    positionEncoding=str(ls.store.codec.encoding), pullDiagnostics=ls.pull,
-                   requestsPending=len(ls.protocol._request_futures), heapReleases=ls.heap.releases)
+                   requestsPending=len(ls.protocol._request_futures), heapReleases=ls.heap.releases,
+                   changesSliced=ls.changes.sliced, gc=ls.collections.report())
         if meter is not None:
             out["loopLag"] = meter.report()
         return out
