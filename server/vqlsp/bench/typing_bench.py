@@ -51,7 +51,7 @@ JSON (``--json PATH``, rewritten after each document)::
            "latency_ms": {"p50", "p95", "p99", "max", "mean", "n"} | null, "not_covered",
            "longest_uncovered_run", "own_version_results", "max_result_gap_ms", "send_lateness_max_ms",
            "during_settle": {"keys", "latency_ms"}, "after_pause": {"keys", "latency_ms"},
-           "server_update_ms", "server_loop_max_ms", "results_dropped", "updates_started", "settles_started",
+           "server_update_ms", "server_loop_max_ms", "server_gc", "results_dropped", "updates_started", "settles_started",
            "final": {"version", "settled", "wait_ms", "in_sync", "server_tokens", "analysed_tokens",
                      "position_drift", "label", "probabilities", "sections",
                      "reference": {"label", "probabilities", "ms", "sections", "sections_from", "tokens"}
@@ -364,6 +364,7 @@ async def run_stream(session, plan: Plan, args, settle_ms: float) -> dict:
         "server_update_ms": summarize([p["ms"] for _, p in events if not p.get("settled")]),
         "server_loop_max_ms": busiest(after["loopLag"], before["loopLag"]["now"])
         if "loopLag" in before and "loopLag" in after else None,
+        "server_gc": after.get("gc"),  # collections per generation and the longest of each, since start
         "results_dropped": _delta(before, after, "resultsDropped"),
         "updates_started": _delta(before, after, "updatesStarted"),
         "settles_started": _delta(before, after, "settlesStarted"),
