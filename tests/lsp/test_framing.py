@@ -12,8 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import socket
+import subprocess
+import sys
+import threading
+import time
 from typing import Any
 
 import pytest
@@ -24,6 +29,7 @@ from vqlsp.lsp.framing import (
     MAX_HEADER_LINE,
     PARSE_ERROR,
     MessageReader,
+    MessageWriter,
     Received,
     Rejected,
     read_members,
@@ -338,3 +344,47 @@ async def test_tcp_gets_the_same_framing():
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+def test_writer_writes_a_large_message_whole_to_a_non_blocking_pipe():
+    """A pipe takes 64 KiB; the rest of a 3 MiB message must wait for the reader, not be lost
+    (pygls's StdoutWriter over a non-blocking descriptor raises BlockingIOError part way)."""
+
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)
+    message = frame({"jsonrpc": "2.0", "method": "m", "params": {"text": "x" * (3 << 20)}})
+    received = bytearray()
+
+    def slow_reader():
+        while len(received) < 2 * len(message):
+            time.sleep(0.001)
+            chunk = os.read(read_fd, 1 << 14)
+            if not chunk:
+                return
+            received.extend(chunk)
+
+    reader = threading.Thread(target=slow_reader)
+    reader.start()
+    writer = MessageWriter(write_fd)
+    threads = [threading.Thread(target=writer.write, args=(message,)) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    writer.close()
+    reader.join()
+    assert bytes(received) == message * 2  # both whole, one after the other
+
+
+def test_stray_output_goes_to_stderr_not_into_the_protocol_stream():
+    code = (
+        "import os\n"
+        "from vqlsp.lsp.framing import MessageWriter, protocol_stdout\n"
+        "writer = MessageWriter(protocol_stdout())\n"
+        "print('a stray print')\n"
+        "os.write(1, b'native output\\n')\n"
+        "writer.write(b'Content-Length: 2\\r\\n\\r\\n{}')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60, check=True)
+    assert done.stdout == b"Content-Length: 2\r\n\r\n{}"
+    assert b"a stray print" in done.stderr and b"native output" in done.stderr

@@ -52,13 +52,12 @@ import json
 import logging
 import os
 import re
+import select
 import sys
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
-
-from pygls.io_ import StdoutWriter
 
 log = logging.getLogger(__name__)
 
@@ -414,13 +413,52 @@ class StdinChunks:
         return await self._chunks.get()
 
 
+class MessageWriter:
+    """Writes each message whole to a file descriptor, one message at a time.
+
+    pygls's ``StdoutWriter`` hands a message to ``sys.stdout.buffer``: a descriptor
+    that is non-blocking (the flag belongs to the open file, which the process may
+    share with whoever started it) makes a large message fail part way with
+    ``BlockingIOError``, which pygls logs and forgets; the client then reads the
+    next header as body bytes and waits for ever. Here a partial write goes on
+    where it stopped (waiting until the descriptor can take more), and a lock
+    keeps two threads' messages from interleaving."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+        self._lock = threading.Lock()
+
+    def write(self, data: bytes) -> None:
+        with self._lock:
+            view = memoryview(data)
+            while view:
+                try:
+                    view = view[os.write(self.fd, view):]
+                except BlockingIOError:
+                    select.select([], [self.fd], [])
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+def protocol_stdout() -> int:
+    """A descriptor of this process's stdout kept for LSP messages alone; descriptor 1 and
+    ``sys.stdout`` then point at stderr, so a stray ``print`` or a native library's output
+    lands in the log instead of inside a frame."""
+    sys.stdout.flush()
+    fd = os.dup(1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return fd
+
+
 def start_io(server: Server, *, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> None:
     """``server.start_io()`` with ``MessageReader`` framing.
 
     ``SystemExit`` from the ``exit`` notification propagates (pygls swallows it),
     so the process exits with LSP's code: 0 after ``shutdown``, 1 otherwise.
     """
-    server.protocol.set_writer(StdoutWriter(sys.stdout.buffer))
+    server.protocol.set_writer(MessageWriter(protocol_stdout()))
 
     async def main() -> None:
         await pump(StdinChunks(sys.stdin.fileno()).read, server.protocol, max_message_bytes)
