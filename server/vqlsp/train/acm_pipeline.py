@@ -45,6 +45,7 @@ from .acm import (
     train_gates,
 )
 from .pipeline import training_windows
+from .resumable import ResumableReport
 from .supervision import LabelledText
 from .tasks import TaskData, capped, extract, head_test_accuracy
 
@@ -135,13 +136,9 @@ def run_acm_pipeline(
 ) -> dict:
     """Run (or resume) every ACM stage on the VQ checkpoint ``start``; returns out/acm.json's report."""
     out.mkdir(parents=True, exist_ok=True)
-    report_path = out / "acm.json"
-    report = json.loads(report_path.read_text()) if report_path.is_file() else {}
+    report = ResumableReport(out / "acm.json")
     report["config"] = asdict(cfg)
     report["start"] = str(start)
-
-    def save_report() -> None:
-        report_path.write_text(json.dumps(report, indent=1) + "\n")
 
     torch.manual_seed(cfg.seed)
     source = (read_config(start).get("base") or {}).get("source")
@@ -177,7 +174,7 @@ def run_acm_pipeline(
         report["distil"] = {"prefix_errors_before": before, "prefix_errors_after": prefix_error_profile(model, rows),
                             "history": history, "seconds": round(time.time() - started, 1)}
         checkpoint(model, distil_dir, {"stage": "ACM 1: learners distilled", **report["distil"]})
-        save_report()
+        report.save()
         log(f"ACM distil: relative error by learners, layer 1: {report['distil']['prefix_errors_after'][0]}")
 
     # 2. gates on "fewest learners within tolerance" labels
@@ -187,7 +184,7 @@ def run_acm_pipeline(
         model = load_checkpoint(distil_dir, device)
         report["gates"] = {**train_gates(model, captured_rows(), cfg, progress), "seconds": round(time.time() - started, 1)}
         checkpoint(model, gates_dir, {"stage": "ACM 2: gates", **report["gates"]})
-        save_report()
+        report.save()
         log(f"ACM gates: label mean learners per layer {report['gates']['label_mean_learners']}")
 
     # 3. end to end: distillation + task + budget + diversity
@@ -199,7 +196,7 @@ def run_acm_pipeline(
                                       progress)
         report["end_to_end"] = {"history": history, "seconds": round(time.time() - started, 1)}
         checkpoint(model, model_dir, {"stage": "ACM 3: end to end", "last": history[-1] if history else None})
-        save_report()
+        report.save()
 
     # 4. the trade-off: test accuracy and learners per token at each budget, beside the plain VQ model
     if "eval" not in report:
@@ -219,5 +216,5 @@ def run_acm_pipeline(
         result["seconds"] = round(time.time() - started, 1)
         report["eval"] = result
         (out / "acm-eval.json").write_text(json.dumps(result, indent=1) + "\n")
-        save_report()
+        report.save()
     return report

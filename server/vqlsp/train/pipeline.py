@@ -31,6 +31,7 @@ from .codebooks import fit_codebooks
 from .evaluate import evaluate_model, long_documents
 from .finetune import FinetuneConfig, finetune
 from .lora import merge_lora
+from .resumable import ResumableReport
 from .supervision import LabelledText
 from .tasks import DataScale, TaskData, extract, fit_document_head, fit_span_head
 
@@ -115,13 +116,9 @@ def run_pipeline(
 ) -> dict:
     """Run (or resume) every stage; returns the training report (also written to out/train.json)."""
     out.mkdir(parents=True, exist_ok=True)
-    report_path = out / "train.json"
-    report = json.loads(report_path.read_text()) if report_path.is_file() else {}
+    report = ResumableReport(out / "train.json")
     report["config"] = cfg.to_dict()
     report["data"] = data.describe()
-
-    def save_report() -> None:
-        report_path.write_text(json.dumps(report, indent=1) + "\n")
 
     torch.manual_seed(cfg.seed)
     windows = training_windows(text_ids, cfg.window_tokens, None, cfg.seed)
@@ -146,7 +143,7 @@ def run_pipeline(
         report["kmeans"] = {"relative_quantization_error": [round(e, 4) for e in errors], "heads": heads,
                             "seconds": round(time.time() - started, 1)}
         checkpoint(model, kmeans_dir, {"stage": "k-means codebooks + heads", **report["kmeans"]})
-        save_report()
+        report.save()
         log(f"k-means: document {heads['document']['test_acc']:.4f}, span {heads['span']['test_acc']:.4f}")
 
     # 2. VQ-aware fine-tuning (resumes from out/finetune/state)
@@ -164,7 +161,7 @@ def run_pipeline(
                               "seconds": round(time.time() - started, 1)}
         checkpoint(model, model_dir, {"stage": "VQ-aware fine-tuning + heads", "heads": heads},
                    delta_rank=cfg.finetune.lora_rank)
-        save_report()
+        report.save()
         log(f"fine-tuned: document {heads['document']['test_acc']:.4f}, span {heads['span']['test_acc']:.4f}")
 
     # 3. evaluation against the dense base, policy agreement, reuse
@@ -181,5 +178,5 @@ def run_pipeline(
 
             report["eval"]["reuse_kmeans"] = reuse_profile(kmeans, reuse_docs, cfg.reuse_edits, seed=cfg.seed)
         (out / "eval.json").write_text(json.dumps(report["eval"], indent=1) + "\n")
-        save_report()
+        report.save()
     return report
