@@ -6,7 +6,13 @@ from __future__ import annotations
 
 import pytest
 
-from vqlsp.text.ignores import NONE, find_ignores, insert_label_ignore, insert_sentence_ignore
+from vqlsp.text.ignores import (
+    NONE,
+    find_ignores,
+    insert_label_ignore,
+    insert_sentence_ignore,
+    syntax,
+)
 from vqlsp.text.segments import segment
 
 TEXT = "Title line\n\nThe committee met. It approved the budget!\nMembers asked.\n\nA second paragraph.\n"
@@ -33,10 +39,7 @@ def test_the_sentence_comment_silences_the_sentence_it_follows(language):
     if language == "restructuredtext":  # a comment block after the paragraph: all of it
         assert silenced == {"The committee met.", "It approved the budget!", "Members asked."}
     else:
-        assert silenced - {"<!-- vqlsp-ignore -->"} == {"The committee met."}
-    if language == "plaintext":  # no comments in plain text: the next sentence starts with it
-        assert "<!-- vqlsp-ignore --> It approved the budget!" in [text[a:b] for a, b in spans]
-        return
+        assert silenced == {"The committee met."}
     assert not any("vqlsp-ignore" in text[a:b] for a, b in spans)  # markup: no span covers it
     # The text around it reads as before: the same sentences.
     assert [text[a:b] for a, b in spans] == [TEXT[a:b] for a, b in sentences(TEXT, language)]
@@ -49,8 +52,33 @@ def test_the_label_comment_goes_at_the_end_and_names_labels(language):
     assert text.startswith(TEXT)
     ignores = find_ignores(text, language)
     assert ignores.labels == {"negative", "sentiment/positive"} and not ignores.sentences
-    assert [text[a:b] for a, b in sentences(text, language)] == [TEXT[a:b] for a, b in sentences(TEXT, language)] or \
-        language == "plaintext"
+    assert [text[a:b] for a, b in sentences(text, language)] == [TEXT[a:b] for a, b in sentences(TEXT, language)]
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("unit", ["sentence", "paragraph"])
+@pytest.mark.parametrize("which", ["The committee met.", "It approved the budget!", "Members asked.", "A second paragraph."])
+def test_no_span_covers_an_inserted_comment(language, unit, which):
+    # Plain text once read "<!-- vqlsp-ignore -->" as the start of the next sentence.
+    # as the code action does: after the span (of the unit) that holds `which`
+    start, end = next((s.start, s.end) for s in segment(TEXT, unit, language) if s.end > TEXT.index(which))
+    text = apply(TEXT, insert_sentence_ignore(TEXT, start, end, language))
+    text = apply(text, insert_label_ignore(text, "negative", language))
+    comments = [m.span() for m in syntax(language).pattern.finditer(text)]
+    assert len(comments) == 2
+    spans = [(s.start, s.end) for s in segment(text, unit, language)]
+    assert not [(text[a:b], text[c:d]) for a, b in spans for c, d in comments if a < d and c < b]
+
+
+@pytest.mark.parametrize("language", ["plaintext", "markdown", "latex"])
+def test_an_inline_comment_ends_the_sentence_before_it(language):
+    # Written by hand where no sentence ends: the comment still is in no span, and it
+    # silences the words before it.
+    comment = syntax(language).sentence.strip()
+    text = f"The committee met {comment}\nand it approved the budget.\n"
+    spans = sentences(text, language)
+    assert [text[a:b] for a, b in spans] == ["The committee met", "and it approved the budget."]
+    assert {text[a:b] for a, b in find_ignores(text, language).silenced(text, spans)} == {"The committee met"}
 
 
 def test_comments_in_another_syntax_or_escaped_are_not_read():
@@ -61,11 +89,12 @@ def test_comments_in_another_syntax_or_escaped_are_not_read():
     assert find_ignores("<!-- vqlsp-ignore-label: a, b c -->", "markdown").labels == {"a", "b", "c"}
 
 
-def test_a_comment_inside_a_sentence_silences_that_sentence():
+def test_a_comment_inside_a_sentence_ends_it_and_silences_its_first_part():
     text = "One. Two <!-- vqlsp-ignore --> more. Three."
     ignores = find_ignores(text, "plaintext")
     spans = sentences(text, "plaintext")
-    assert {text[a:b] for a, b in ignores.silenced(text, spans)} == {"Two <!-- vqlsp-ignore --> more."}
+    assert [text[a:b] for a, b in spans] == ["One.", "Two", "more.", "Three."]
+    assert {text[a:b] for a, b in ignores.silenced(text, spans)} == {"Two"}
 
 
 def test_latex_and_git_comments_break_the_line_after_the_sentence():

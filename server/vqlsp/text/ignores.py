@@ -19,8 +19,9 @@ reStructuredText              ``.. vqlsp-ignore`` (after a paragraph)  ``.. vqls
 git commit message            ``# vqlsp-ignore`` (a line after it) ``# vqlsp-ignore-label: x``
 ============================  ===================================  ==========================
 
-Markdown, LaTeX, rst and git already read these comments as markup (``markup.py``), so no
-span covers them. Plain text has no comments: there the comment is text like any other.
+``markup.scan`` reads these comments as markup in every language, plain text included, and
+each one ends the sentence before it: no span ever covers one, and the comment is not part of
+the sentence after it.
 
 ``insert_sentence_ignore`` and ``insert_label_ignore`` say where the code actions put them
 (as code-point offsets; ``lsp/actions.py`` turns them into a ``WorkspaceEdit``).
@@ -78,14 +79,14 @@ class Ignores:
         out: set[tuple[int, int]] = set()
         starts = [s for s, _ in spans]
         for a, b in self.sentences:
-            j = bisect_left(starts, a)  # spans of the comment alone (plain text reads it as one)
+            j = bisect_left(starts, a)  # spans inside the comment (none: it is markup)
             while j < len(spans) and spans[j][1] <= b:
                 out.add(spans[j])
                 j += 1
             i = bisect_right(starts, a - 1) - 1  # the last span starting before the comment
             if i < 0:
                 continue
-            if spans[i][1] > a and not self.block:  # the comment sits inside it (plain text)
+            if spans[i][1] > a and not self.block:  # the comment sits inside it (merged markup)
                 out.add(spans[i])
                 continue
             while i >= 0 and spans[i][1] > a:  # spans that start before it and run past it
