@@ -5,14 +5,19 @@ sits on them."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+import vqlsp.text.ignores as ignores_module
 from vqlsp.text.ignores import (
     NONE,
+    ChunkIgnores,
     find_ignores,
     insert_label_ignore,
     insert_sentence_ignore,
     syntax,
 )
+from vqlsp.text.positions import LineIndex
 from vqlsp.text.segments import segment
 
 TEXT = "Title line\n\nThe committee met. It approved the budget!\nMembers asked.\n\nA second paragraph.\n"
@@ -105,3 +110,45 @@ def test_latex_and_git_comments_break_the_line_after_the_sentence():
     last = text.index("Second")
     assert apply(text, insert_sentence_ignore(text, last, len(text) - 1, "git-commit")) == (
         "First one. Second one.\n# vqlsp-ignore\n")
+
+
+# Pieces that make and break comments of every syntax, and every kind of line break.
+_PIECES = ["<!-- vqlsp-ignore -->", "<!-- vqlsp-ignore-label: a, b -->", "% vqlsp-ignore", "\\% vqlsp-ignore",
+           ".. vqlsp-ignore", "# vqlsp-ignore", "# vqlsp-ignore-label: x y", "vqlsp-ignore", "-label: c",
+           "<!--", "-->", "%", "#", ".. ", " ", "\t", "\n", "\r", "\r\n", "\n\n", "Words.", "x"]
+
+
+def _texts(max_pieces: int) -> st.SearchStrategy[str]:
+    return st.lists(st.sampled_from(_PIECES), max_size=max_pieces).map("".join)
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data(), chunk_chars=st.sampled_from([1, 3, 8, 64]), language=st.sampled_from(LANGUAGES))
+def test_the_chunk_by_chunk_scan_finds_what_a_full_scan_finds_through_edits(data, chunk_chars, language):
+    text = data.draw(_texts(40), label="text")
+    index, scan = LineIndex(text, chunk_chars), ChunkIgnores(language)
+    assert scan.find(*index.chunks()) == find_ignores(text, language)
+    for _ in range(data.draw(st.integers(1, 8), label="edits")):
+        n = len(text)
+        start = data.draw(st.integers(0, n), label="start")
+        end = data.draw(st.integers(start, min(n, start + data.draw(st.sampled_from([0, 1, 3, 20, n])))), label="end")
+        new_text = data.draw(_texts(4), label="new_text")
+        index.apply_change(start, end, new_text)
+        text = text[:start] + new_text + text[end:]
+        assert scan.find(*index.chunks()) == find_ignores(text, language)
+
+
+def test_an_edit_rescans_only_the_chunks_it_replaced(monkeypatch):
+    line = "A sentence of some length. <!-- vqlsp-ignore -->\n"
+    text = line * 400  # ~20 KB: five chunks of 4 KB (CHUNK_CHARS)
+    index, scan = LineIndex(text), ChunkIgnores("markdown")
+    assert len(scan.find(*index.chunks()).sentences) == 400
+    scanned: list[int] = []
+    real = ignores_module._hits
+    monkeypatch.setattr(ignores_module, "_hits", lambda chunk, syn: scanned.append(len(chunk)) or real(chunk, syn))
+    index.apply_change(len(line) * 200, len(line) * 200, "<!-- vqlsp-ignore-label: negative -->\n")
+    found = scan.find(*index.chunks())
+    assert found.labels == {"negative"} and len(found.sentences) == 400
+    assert 0 < sum(scanned) <= 2 * 4096 + 100 < len(text) // 2  # the edited chunk (split in two), not the text
+    before = len(scanned)
+    assert scan.find(*index.chunks()) == found and len(scanned) == before  # nothing changed: no scan

@@ -33,7 +33,7 @@ from pygls.workspace.position_codec import PositionCodec
 from vqlsp.analysis.results import HeadOutput, SpanResult, UpdateCost
 from vqlsp.analysis.sections import DEFAULT_TARGET, SectionJob, SectionMap, cut_points
 from vqlsp.text.document import InvalidChange, TokenizedDocument, changed_range
-from vqlsp.text.ignores import Ignores
+from vqlsp.text.ignores import ChunkIgnores, Ignores
 from vqlsp.text.positions import InvalidRange, LineIndex, code_units
 from vqlsp.text.tokenizer import TextTokenizer
 
@@ -112,6 +112,7 @@ class Document:
     diagnostics_timer: asyncio.TimerHandle | None = None  # a push waiting for its turn (``core``)
     diagnostics_next: float = 0.0  # loop time before which the next push waits
     ignores: tuple[int, Ignores] | None = None  # (revision, its ignore comments) (``diagnostics.py``)
+    ignore_scan: ChunkIgnores | None = None  # the comments of each chunk of the text, as last found
 
     def __post_init__(self) -> None:
         self.binary = "\x00" in self.text.text
