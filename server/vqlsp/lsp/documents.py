@@ -196,6 +196,23 @@ class DocumentStore:
             doc.versions[doc.revision] = doc.version
             self._tokenize(doc)
 
+    def set_max_chars(self, max_chars: int) -> list[Document]:
+        """A new ``maxFileLength``: the documents that crossed it (tokens dropped, or built
+        again, under a new revision); the others keep their tokens, sections and results."""
+        self.max_chars = max_chars
+        crossed = [doc for doc in self.documents.values() if self._crossed(doc)]
+        for doc in crossed:
+            doc.revision += 1
+            doc.versions[doc.revision] = doc.version
+            self._tokenize(doc)
+        return crossed
+
+    def _crossed(self, doc: Document) -> bool:
+        """Whether ``doc`` is tokenized (or being tokenized) but over ``max_chars``, or the other
+        way round."""
+        tokenized = doc.tokens is not None or bool(doc.tokenizing)
+        return doc.desynced is None and self.tokenizer is not None and tokenized == self.too_long(doc)
+
     def retokenize(self, doc: Document) -> None:
         """Rebuild ``doc``'s tokens and sections from its text (a resync of the token state)."""
         self._tokenize(doc)
@@ -281,8 +298,7 @@ class DocumentStore:
                 self.desync(doc, f"cannot apply change: {exc}")
                 continue
             self._apply(doc, start, end, change.text)
-        tokenized = doc.tokens is not None or bool(doc.tokenizing)
-        crossed = doc.desynced is None and self.tokenizer is not None and tokenized == self.too_long(doc)
+        crossed = self._crossed(doc)
         if crossed:
             self._tokenize(doc)
         return ChangeReport(
