@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -73,8 +74,10 @@ def test_extension_in_real_vscode(server_command, code_server, chromium, tmp_pat
                           timeout=900, stdin=subprocess.DEVNULL)
     if proc.returncode != 0:
         channels = sorted((run / "user-data" / "logs").glob("*/exthost*/output_logging_*/*vqlsp*.log"))
+        steps = re.findall(r"step failed: (.*?) :: ", proc.stdout)  # the failing step, as the e2e test names it
         pytest.fail(
-            f"the real-VS-Code test failed (screenshots in {run / 'screenshots'}):\n{proc.stdout[-8000:]}\n"
+            f"the real-VS-Code test failed at {f'the step {steps[0]!r}' if steps else 'the set-up'} "
+            f"(screenshots in {run / 'screenshots'}):\n{proc.stdout[-8000:]}\n"
             f"{proc.stderr[-3000:]}\n--- code-server log ---\n{_tail(run / 'code-server.log')}\n"
             + "".join(f"--- output channel {c.name} ---\n{_tail(c, 4000)}\n" for c in channels)
         )

@@ -161,10 +161,11 @@ class VqlspServer(LanguageServer):
         self.excludes = Excludes(options.exclude_patterns, self.folders)
         if "section_tokens" in changed or not act:
             self.store.recut_all(options.section_tokens)
-        if "max_file_length" in changed or not act:
+        crossed: list[Document] = []  # documents now over maxFileLength, or back under it
+        if not act:
             self.store.max_chars = options.max_file_length
-            if act:
-                self.store.set_tokenizer(self.store.tokenizer)  # each document over it or back under
+        elif "max_file_length" in changed:
+            crossed = self.store.set_max_chars(options.max_file_length)
         if not changed or not act:
             return
         self.log_message(f"options changed: {', '.join(sorted(changed))}")
@@ -173,12 +174,13 @@ class VqlspServer(LanguageServer):
             return
         if "memory_budget_mb" in changed and self.worker is not None:
             self.jobs.submit(BACKGROUND, self.worker.set_budget, _budget_bytes(options))
-        if changed & {"position_policy", "section_tokens", "languages", "diagnostics.unit", "exclude_patterns",
-                      "max_file_length"}:
+        if changed & {"position_policy", "section_tokens", "languages", "diagnostics.unit", "exclude_patterns"}:
             self.reanalyse_all()
-        elif changed & {"diagnostics.threshold", "diagnostics.severity", "diagnostics.labels"}:
+            return
+        if changed & {"diagnostics.threshold", "diagnostics.severity", "diagnostics.labels"}:
             self.config_generation += 1
             self.republish_all()
+        self.reanalyse(crossed)  # analysed from scratch, or cleared with one message; the others untouched
 
     async def pull_configuration(self) -> None:
         """Ask the client for our settings section; a client that declares
@@ -345,7 +347,11 @@ class VqlspServer(LanguageServer):
 
     def reanalyse_all(self, *, drop: bool = True) -> None:
         """Every document from scratch (new model, new position policy or span unit)."""
-        for doc in self.store.documents.values():
+        self.reanalyse(list(self.store.documents.values()), drop=drop)
+
+    def reanalyse(self, docs: list[Document], *, drop: bool = True) -> None:
+        """These documents from scratch (``drop``: their states on the worker first)."""
+        for doc in docs:
             if drop and self.worker is not None:
                 self.jobs.submit(BACKGROUND, self.worker.drop, doc.uri)
             if doc.sections is not None:

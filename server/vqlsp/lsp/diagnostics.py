@@ -32,7 +32,7 @@ from pygls.protocol import default_converter
 from pygls.workspace.position_codec import PositionCodec
 
 from vqlsp.analysis.results import SpanResult
-from vqlsp.text.ignores import MARK, NONE, Ignores, find_ignores
+from vqlsp.text.ignores import ChunkIgnores, Ignores
 
 from .documents import Document, Publication
 from .ignore_file import IGNORE_FILE
@@ -81,11 +81,12 @@ class Silence:
 
 
 def document_ignores(doc: Document) -> Ignores:
-    """The ignore comments of ``doc``'s current text (found once per revision; a scan of the
-    text's chunks for ``vqlsp-ignore`` when there are none)."""
+    """The ignore comments of ``doc``'s current text (found once per revision, scanning only
+    the text's chunks that changed since the last time: ``ChunkIgnores``)."""
     if doc.ignores is None or doc.ignores[0] != doc.revision:
-        found = find_ignores(doc.text.text, doc.language_id) if doc.text.contains(MARK) else NONE
-        doc.ignores = (doc.revision, found)
+        if doc.ignore_scan is None or doc.ignore_scan.language != doc.language_id:
+            doc.ignore_scan = ChunkIgnores(doc.language_id)
+        doc.ignores = (doc.revision, doc.ignore_scan.find(*doc.text.chunks()))
     return doc.ignores[1]
 
 

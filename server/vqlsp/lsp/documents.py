@@ -33,7 +33,7 @@ from pygls.workspace.position_codec import PositionCodec
 from vqlsp.analysis.results import HeadOutput, SpanResult, UpdateCost
 from vqlsp.analysis.sections import DEFAULT_TARGET, SectionJob, SectionMap, cut_points
 from vqlsp.text.document import InvalidChange, TokenizedDocument, changed_range
-from vqlsp.text.ignores import Ignores
+from vqlsp.text.ignores import ChunkIgnores, Ignores
 from vqlsp.text.positions import InvalidRange, LineIndex, code_units
 from vqlsp.text.tokenizer import TextTokenizer
 
@@ -112,6 +112,7 @@ class Document:
     diagnostics_timer: asyncio.TimerHandle | None = None  # a push waiting for its turn (``core``)
     diagnostics_next: float = 0.0  # loop time before which the next push waits
     ignores: tuple[int, Ignores] | None = None  # (revision, its ignore comments) (``diagnostics.py``)
+    ignore_scan: ChunkIgnores | None = None  # the comments of each chunk of the text, as last found
     applying: bool = False  # a didChange is half applied: the text is between two versions (``changes``)
 
     def __post_init__(self) -> None:
@@ -233,6 +234,23 @@ class DocumentStore:
             doc.versions[doc.revision] = doc.version
             self._tokenize(doc)
 
+    def set_max_chars(self, max_chars: int) -> list[Document]:
+        """A new ``maxFileLength``: the documents that crossed it (tokens dropped, or built
+        again, under a new revision); the others keep their tokens, sections and results."""
+        self.max_chars = max_chars
+        crossed = [doc for doc in self.documents.values() if self._crossed(doc)]
+        for doc in crossed:
+            doc.revision += 1
+            doc.versions[doc.revision] = doc.version
+            self._tokenize(doc)
+        return crossed
+
+    def _crossed(self, doc: Document) -> bool:
+        """Whether ``doc`` is tokenized (or being tokenized) but over ``max_chars``, or the other
+        way round."""
+        tokenized = doc.tokens is not None or bool(doc.tokenizing)
+        return doc.desynced is None and self.tokenizer is not None and tokenized == self.too_long(doc)
+
     def retokenize(self, doc: Document) -> None:
         """Rebuild ``doc``'s tokens and sections from its text (a resync of the token state)."""
         self._tokenize(doc)
@@ -335,8 +353,7 @@ class DocumentStore:
     def _finish_change(self, application: ChangeApplication) -> ChangeReport:
         doc = application.document
         doc.applying = False
-        tokenized = doc.tokens is not None or bool(doc.tokenizing)
-        crossed = doc.desynced is None and self.tokenizer is not None and tokenized == self.too_long(doc)
+        crossed = self._crossed(doc)
         if crossed:
             self._tokenize(doc)
         return ChangeReport(

@@ -19,8 +19,9 @@ reStructuredText              ``.. vqlsp-ignore`` (after a paragraph)  ``.. vqls
 git commit message            ``# vqlsp-ignore`` (a line after it) ``# vqlsp-ignore-label: x``
 ============================  ===================================  ==========================
 
-Markdown, LaTeX, rst and git already read these comments as markup (``markup.py``), so no
-span covers them. Plain text has no comments: there the comment is text like any other.
+``markup.scan`` reads these comments as markup in every language, plain text included, and
+each one ends the sentence before it: no span ever covers one, and the comment is not part of
+the sentence after it.
 
 ``insert_sentence_ignore`` and ``insert_label_ignore`` say where the code actions put them
 (as code-point offsets; ``lsp/actions.py`` turns them into a ``WorkspaceEdit``).
@@ -31,14 +32,21 @@ from __future__ import annotations
 import re
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
+from contextlib import suppress
 from dataclasses import dataclass
+from itertools import compress
 
 MARK = "vqlsp-ignore"
-_LABELS = r"(?:-label:(?P<labels>[^\n]*?))?"
-_HTML = re.compile(r"<!--[ \t]*vqlsp-ignore" + _LABELS.replace(r"[^\n]", r"[^\n>]") + r"[ \t]*-->")
-_LATEX = re.compile(r"(?<!\\)%[ \t]*vqlsp-ignore" + _LABELS + r"[ \t\r]*$", re.M)
-_RST = re.compile(r"^[ \t]*\.\.[ \t]+vqlsp-ignore" + _LABELS + r"[ \t\r]*$", re.M)
-_GIT = re.compile(r"^#[ \t]*vqlsp-ignore" + _LABELS + r"[ \t\r]*$", re.M)
+# A comment never crosses a line break, and lines end at "\n", "\r\n" or "\r" as in LSP (not
+# only at "\n" as for re's ^ and $): so a text kept in chunks cut at line starts
+# (``positions.LineIndex``) can be scanned chunk by chunk (``ChunkIgnores``).
+_LINE_START = r"(?<![^\r\n])"
+_LINE_END = r"(?![^\r\n])"
+_LABELS = r"(?:-label:(?P<labels>[^\r\n]*?))?"
+_HTML = re.compile(r"<!--[ \t]*vqlsp-ignore" + _LABELS.replace(r"[^\r\n]", r"[^\r\n>]") + r"[ \t]*-->")
+_LATEX = re.compile(r"(?<!\\)%[ \t]*vqlsp-ignore" + _LABELS + r"[ \t]*" + _LINE_END)
+_RST = re.compile(_LINE_START + r"[ \t]*\.\.[ \t]+vqlsp-ignore" + _LABELS + r"[ \t]*" + _LINE_END)
+_GIT = re.compile(_LINE_START + r"#[ \t]*vqlsp-ignore" + _LABELS + r"[ \t]*" + _LINE_END)
 _BLANK_LINE = re.compile(r"\n[ \t\r]*\n")
 
 
@@ -78,14 +86,14 @@ class Ignores:
         out: set[tuple[int, int]] = set()
         starts = [s for s, _ in spans]
         for a, b in self.sentences:
-            j = bisect_left(starts, a)  # spans of the comment alone (plain text reads it as one)
+            j = bisect_left(starts, a)  # spans inside the comment (none: it is markup)
             while j < len(spans) and spans[j][1] <= b:
                 out.add(spans[j])
                 j += 1
             i = bisect_right(starts, a - 1) - 1  # the last span starting before the comment
             if i < 0:
                 continue
-            if spans[i][1] > a and not self.block:  # the comment sits inside it (plain text)
+            if spans[i][1] > a and not self.block:  # the comment sits inside it (merged markup)
                 out.add(spans[i])
                 continue
             while i >= 0 and spans[i][1] > a:  # spans that start before it and run past it
@@ -102,18 +110,56 @@ class Ignores:
 NONE = Ignores()
 
 
+# One comment: its (start, end), and the labels it names (None: a sentence comment).
+_Hit = tuple[int, int, tuple[str, ...] | None]
+
+
+def _hits(text: str, syn: Syntax) -> tuple[_Hit, ...]:
+    if MARK not in text:
+        return ()
+    return tuple((m.start(), m.end(), None if (names := m.group("labels")) is None
+                  else tuple(x for x in re.split(r"[\s,]+", names) if x))
+                 for m in syn.pattern.finditer(text))
+
+
+def _ignores(hits: list[_Hit], syn: Syntax) -> Ignores:
+    if not hits:
+        return NONE
+    sentences = tuple((a, b) for a, b, names in hits if names is None)
+    labels = frozenset(x for _, _, names in hits if names is not None for x in names)
+    return Ignores(sentences, labels, syn.block)
+
+
 def find_ignores(text: str, language: str) -> Ignores:
     """The ignore comments in ``text`` (a ``str.find`` when there are none)."""
-    if MARK not in text:
-        return NONE
     syn = syntax(language)
-    sentences, labels = [], set()
-    for m in syn.pattern.finditer(text):
-        if m.group("labels") is None:
-            sentences.append(m.span())
-        else:
-            labels.update(x for x in re.split(r"[\s,]+", m.group("labels")) if x)
-    return Ignores(tuple(sentences), frozenset(labels), syn.block)
+    return _ignores(list(_hits(text, syn)), syn)
+
+
+class ChunkIgnores:
+    """``find_ignores`` for a text kept in chunks cut at line starts, as ``LineIndex`` keeps a
+    document's: each chunk's comments are remembered by its content, so after an edit only the
+    chunks it replaced are scanned. The rest is C-speed look-ups (``map``, ``compress``), and
+    Python work only for chunks that hold comments."""
+
+    def __init__(self, language: str) -> None:
+        self.language = language
+        self._syntax = syntax(language)
+        self._known: dict[str, tuple[_Hit, ...]] = {}  # the last text's chunks -> their comments
+
+    def find(self, starts: Sequence[int], chunks: Sequence[str]) -> Ignores:
+        """The ignore comments of the text made of ``chunks`` (in order, each starting a line,
+        chunk ``k`` at offset ``starts[k]``): the same as ``find_ignores`` of the joined text."""
+        found = list(map(self._known.get, chunks))
+        k = -1
+        with suppress(ValueError):
+            while True:  # the chunks not seen last time
+                k = found.index(None, k + 1)
+                found[k] = _hits(chunks[k], self._syntax)
+        self._known = dict(zip(chunks, found))
+        hits = [(starts[k] + a, starts[k] + b, names)
+                for k in compress(range(len(found)), found) for a, b, names in found[k]]
+        return _ignores(hits, self._syntax)
 
 
 def insert_sentence_ignore(text: str, start: int, end: int, language: str) -> tuple[int, int, str]:

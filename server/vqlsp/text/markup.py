@@ -4,7 +4,8 @@
 ``Region(start, end, kind)`` code-point ranges; ``segments`` then finds sentences and
 paragraphs in the prose only. ``language`` is an LSP / VS Code languageId: ``markdown``,
 ``restructuredtext``, ``latex`` (also ``tex``), ``git-commit``; ``plaintext`` and unknown ids
-have no markup. A region's kind says how the prose around it reads:
+have no markup but vqlsp's own ignore comments (``<!-- vqlsp-ignore -->``, ``ignores``), which
+are markup in every language and end the sentence before them. A region's kind says how the prose around it reads:
 
 * ``BLOCK``  a boundary: the prose before and after it are different paragraphs (a code
   block, a list or heading marker, a table pipe, a LaTeX ``\\begin{itemize}``);
@@ -69,6 +70,8 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import NamedTuple
 
+from vqlsp.text.ignores import MARK, syntax
+
 
 class Kind(IntEnum):
     BLANK = 0  # reads as whitespace
@@ -127,11 +130,23 @@ _new_tuple = tuple.__new__  # Region(*r) without NamedTuple's Python-level __new
 def scan(text: str, language: str) -> Markup:
     """The markup of ``text`` written in ``language`` (a languageId; unknown ones are plain)."""
     scanner = _SCANNERS.get(language.lower())
-    if scanner is None:
+    ignores = MARK in text
+    if scanner is None and not ignores:
         return EMPTY
     found = _Found(text)
-    scanner(text, found)
+    if scanner is not None:
+        scanner(text, found)
+    if ignores:
+        _ignore_comments(text, language, found)
     return found.finish()
+
+
+def _ignore_comments(text: str, language: str, found: _Found) -> None:
+    """vqlsp's own ignore comments (``ignores``) are markup in every language, plain text
+    included, and each ends the sentence before it: no span ever covers one."""
+    for m in syntax(language).pattern.finditer(text):
+        found.add(m.start(), m.end(), Kind.INLINE)
+        found.stops.append(m.end())
 
 
 def markup_regions(text: str, language: str) -> list[tuple[int, int]]:

@@ -16,7 +16,8 @@ stays inside the sentence's span); a heading, a list item or a table cell is its
 own paragraph; a span never starts or ends on markup, and a span of only markup
 is dropped. ``paragraph_starts`` gives the offsets where a section of the
 document may be cut. With ``language="plaintext"`` (and for unknown languages)
-everything is exactly as described above.
+everything is exactly as described above, but for vqlsp's ignore comments, which are
+markup in every language.
 
 This is deliberately a small heuristic: it must be cheap enough to run on every
 update of a document, and its job is to give the span head stable, sensible

@@ -3,8 +3,9 @@
  * built from this checkout (`npm run package`), the real `vqlsp serve` on the default
  * model, and a headless Chromium (Debian's, driven by playwright-core) showing the
  * workbench. It checks what a user sees: the status bar label, the Problems panel, the
- * label following what is typed, the quick fixes of a diagnostic (one applied), that the
- * server's stderr reaches the output channel once, the restart command, the error for a bad
+ * label following what is typed, the three quick fixes of a diagnostic applied one after the
+ * other (ignore the sentence, the label in the file, the label in the workspace, each checked
+ * on disk and in the Problems panel), that the server's stderr reaches the output channel once, the restart command, the error for a bad
  * server command, and that the server ends with code-server. Screenshots go to the run's folder.
  *
  * Set up by scripts/setup.sh (dev extras) and run by tests/clients/test_vscode.py. By hand:
@@ -59,6 +60,11 @@ const SPORTS = [
 ].join('\n');
 const SPORTS_NEGATIVE = 'The visitors were awful';
 const BAD_COMMAND = ['/nonexistent/vqlsp', 'serve'];
+// More files of the workspace, for the label quick fixes: one for "in this file", two that
+// "in the workspace" must both silence.
+const LABEL_IN_FILE = 'report.md';
+const WORKSPACE_FILES = { 'review.md': BUSINESS, 'match.md': SPORTS } as const;
+const FILES: Record<string, string> = { 'business.md': BUSINESS, [LABEL_IN_FILE]: BUSINESS, ...WORKSPACE_FILES };
 
 /** 1-based line and column of `needle` in `text`, as the Problems panel shows them. */
 function lineAndColumn(text: string, needle: string): { line: number; column: number } {
@@ -110,6 +116,20 @@ describe('the extension in a real VS Code (code-server) with the real server', (
   let vqlspPid: number;
   let broken: string | undefined;
   const article = () => path.join(sandbox.folder, 'business.md');
+  const saved = (name: string) => fs.readFileSync(path.join(sandbox.folder, name), 'utf8');
+  const vqlspProblems = (ps: Problem[]) => ps.filter((p) => p.source === 'vqlsp');
+  const QUICK_FIXES = [
+    'Ignore this sentence (vqlsp)',
+    "Ignore 'negative' in this file (vqlsp)",
+    "Ignore 'negative' in the workspace (.vqlsp.json) (vqlsp)",
+  ];
+  /** Opens the quick fixes at the problem at `where`, checks they are the three, runs `title`. */
+  const applyQuickFix = async (where: { line: number; column: number }, title: string) => {
+    await workbench.goTo(where.line, where.column + 4);
+    const titles = await workbench.quickFixes((ts) => ts.includes(title));
+    assert.deepEqual(titles.filter((t) => t.endsWith('(vqlsp)')), QUICK_FIXES);
+    await workbench.chooseQuickFix(title);
+  };
 
   /** Pastes Machine settings with `command` into the open settings.json and saves them. */
   const setServerCommand = async (command: string[]) => {
@@ -139,8 +159,9 @@ describe('the extension in a real VS Code (code-server) with the real server', (
         await body();
       } catch (error) {
         broken = name;
-        await workbench.screenshot(path.join(shots, 'failure.png')).catch(() => undefined);
-        throw error;
+        const slug = name.replace(/[^A-Za-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 60);
+        await workbench.screenshot(path.join(shots, `failure-${slug}.png`)).catch(() => undefined);
+        throw new Error(`step failed: ${name} :: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
       }
     });
   }
@@ -177,7 +198,9 @@ describe('the extension in a real VS Code (code-server) with the real server', (
     shots = path.join(root, 'screenshots');
     fs.mkdirSync(shots, { recursive: true });
     console.log(`# real VS Code run in ${root}`);
-    fs.writeFileSync(article(), BUSINESS);
+    for (const [name, text] of Object.entries(FILES)) {
+      fs.writeFileSync(path.join(sandbox.folder, name), text);
+    }
     writeSettings(sandbox, 'Machine', { 'vqlsp.serverCommand': command });
     writeSettings(sandbox, 'User', {
       'workbench.startupEditor': 'none',
@@ -188,6 +211,10 @@ describe('the extension in a real VS Code (code-server) with the real server', (
       // Typed text must land as typed: no suggestion accepted by Enter.
       'editor.quickSuggestions': { other: 'off', comments: 'off', strings: 'off' },
       'editor.acceptSuggestionOnEnter': 'off',
+      // Every opened file keeps its tab (a preview tab would be replaced, and its document
+      // closed, by the next file opened).
+      'workbench.editor.enablePreview': false,
+      'workbench.editor.enablePreviewFromQuickOpen': false,
     });
 
     const installed = installExtension(codeServer, sandbox, VSIX);
@@ -264,19 +291,65 @@ describe('the extension in a real VS Code (code-server) with the real server', (
     const where = lineAndColumn(SPORTS, SPORTS_NEGATIVE);
     await workbench.goTo(where.line, where.column + 4);
     const titles = await workbench.quickFixes((ts) => ts.some((t) => t.startsWith('Ignore this sentence')));
-    assert.deepEqual(titles.filter((t) => t.endsWith('(vqlsp)')), [
-      'Ignore this sentence (vqlsp)',
-      "Ignore 'negative' in this file (vqlsp)",
-      "Ignore 'negative' in the workspace (.vqlsp.json) (vqlsp)",
-    ]);
+    assert.deepEqual(titles.filter((t) => t.endsWith('(vqlsp)')), QUICK_FIXES);
     await workbench.screenshot(path.join(shots, 'quick-fixes.png'));
-    await workbench.chooseQuickFix('Ignore this sentence (vqlsp)');
-    await workbench.waitForProblems('no vqlsp problem left', (ps) => !ps.some((p) => p.source === 'vqlsp'));
+    await workbench.chooseQuickFix(QUICK_FIXES[0]);
+    await workbench.waitForProblems('no vqlsp problem left', (ps) => vqlspProblems(ps).length === 0);
     await workbench.page.keyboard.press('Control+S');
     const ignored = `${SPORTS_NEGATIVE}, and their miserable defence collapsed again. <!-- vqlsp-ignore -->`;
     await until('the comment to be saved after the sentence', () => (fs.readFileSync(article(), 'utf8').includes(ignored) ? true : undefined),
       TIMEOUT_MS, () => JSON.stringify(fs.readFileSync(article(), 'utf8')));
     await workbench.waitForStatus(/^sports \d+%$/);
+    await workbench.screenshot(path.join(shots, 'action-1-ignore-sentence.png'));
+  });
+
+  step(`"Ignore 'negative' in this file" adds the label comment to ${LABEL_IN_FILE} and silences the label there`, async () => {
+    await workbench.openFile(LABEL_IN_FILE);
+    await workbench.waitForStatus(/^business \d+%$/);
+    const where = lineAndColumn(BUSINESS, BUSINESS_NEGATIVE);
+    await workbench.waitForProblems(
+      `only ${LABEL_IN_FILE}'s negative sentence, at ${JSON.stringify(where)}`,
+      (ps) => vqlspProblems(ps).length === 1 && ps.some((p) => isNegativeAt(p, where)),
+    );
+    await applyQuickFix(where, QUICK_FIXES[1]);
+    await workbench.page.keyboard.press('Control+S');
+    const expected = `${BUSINESS}\n<!-- vqlsp-ignore-label: negative -->\n`;
+    await until(`the label comment to be saved at the end of ${LABEL_IN_FILE}`,
+      () => (saved(LABEL_IN_FILE) === expected ? true : undefined), TIMEOUT_MS, () => JSON.stringify(saved(LABEL_IN_FILE)));
+    await workbench.waitForProblems('no vqlsp problem left', (ps) => vqlspProblems(ps).length === 0);
+    await workbench.waitForStatus(/^business \d+%$/);
+    await workbench.screenshot(path.join(shots, 'action-2-ignore-label-in-file.png'));
+  });
+
+  step(`"Ignore 'negative' in the workspace" writes .vqlsp.json and silences the label in ${Object.keys(WORKSPACE_FILES).join(' and ')}`, async () => {
+    const names = Object.keys(WORKSPACE_FILES);
+    for (const name of names) {
+      await workbench.openFile(name);
+    }
+    // The active editor is the last one opened: the sports report.
+    await workbench.waitForStatus(/^sports \d+%$/);
+    const inBusiness = lineAndColumn(BUSINESS, BUSINESS_NEGATIVE);
+    const inSports = lineAndColumn(SPORTS, SPORTS_NEGATIVE);
+    await workbench.waitForProblems(
+      `the negative sentence of each of ${names.join(', ')} (and no other vqlsp problem)`,
+      (ps) => vqlspProblems(ps).length === 2 && ps.some((p) => isNegativeAt(p, inBusiness)) && ps.some((p) => isNegativeAt(p, inSports)),
+    );
+    await applyQuickFix(inSports, QUICK_FIXES[2]);
+    const ignoreFile = path.join(sandbox.folder, '.vqlsp.json');
+    const written = () => (fs.existsSync(ignoreFile) ? fs.readFileSync(ignoreFile, 'utf8') : '(none)');
+    await until('.vqlsp.json at the workspace root, ignoring negative', () => {
+      try {
+        return JSON.stringify(JSON.parse(written())) === JSON.stringify({ ignoreLabels: ['negative'] }) ? true : undefined;
+      } catch {
+        return undefined; // not there yet, or being written
+      }
+    }, TIMEOUT_MS, written);
+    await workbench.waitForProblems(`no vqlsp problem left in ${names.join(' or ')}`, (ps) => vqlspProblems(ps).length === 0);
+    for (const [name, text] of Object.entries(WORKSPACE_FILES)) {
+      assert.equal(saved(name), text, `${name} is not edited`);
+    }
+    await workbench.waitForStatus(/^sports \d+%$/);
+    await workbench.screenshot(path.join(shots, 'action-3-ignore-label-in-workspace.png'));
   });
 
   step('"vqlsp: Restart Server" replaces the server, and the label comes back', async () => {
