@@ -39,6 +39,8 @@ def test_a_spike_is_not_growth_but_a_rising_level_is():
     figures = level_figures(rising)
     assert not figures["level_flat_within_10pct"]
     assert 20 < figures["level_last_over_warmup_pct"] < 30
+    assert 15 < figures["last_vs_first_quarter_pct"] < 25 and figures["rss_quarter_medians_mib"] == sorted(
+        figures["rss_quarter_medians_mib"])
 
 
 def test_levels_start_after_a_full_window():

@@ -15,7 +15,8 @@ it drives one of three scenarios:
   ``--warmup`` share of the edits), judged two ways, both reported: no sample more
   than 10% above the sample at warm-up's end (strict: one sample mid-update can
   miss it), and no level (the median over ``LEVEL_WINDOW_S``) more than 10% above
-  the first level after warm-up.
+  the first level after warm-up; the median of each quarter after warm-up shows
+  a trend apart from humps (which documents are open, what is being computed).
 * ``reopen``: one document of ``--size`` characters (default 2 MB) opened, held
   ``--hold-s`` seconds, closed, ``--cycles`` times (default 4): RSS after each close.
 * ``many``: ``--count`` (5,000) small documents opened, each classified (or
@@ -381,11 +382,16 @@ def level_figures(after_warmup: list[tuple[float, float]]) -> dict:
     if not lv:
         return {}
     start, top, last = lv[0][1], max(v for _, v in lv), lv[-1][1]
+    n = len(after_warmup)
+    quarters = [statistics.median(rss for _, rss in after_warmup[q * n // 4:(q + 1) * n // 4]) for q in range(4)]
     return {"level_window_s": LEVEL_WINDOW_S, "rss_level_at_warmup_mib": round(start, 1),
             "rss_level_max_mib": round(top, 1), "rss_level_last_mib": round(last, 1),
             "level_peak_over_warmup_pct": round(100 * (top - start) / start, 1),
             "level_last_over_warmup_pct": round(100 * (last - start) / start, 1),
-            "level_flat_within_10pct": top <= 1.1 * start}
+            "level_flat_within_10pct": top <= 1.1 * start,
+            # growth as a trend, not a hump: the median RSS of each quarter of the time after warm-up
+            "rss_quarter_medians_mib": [round(q, 1) for q in quarters],
+            "last_vs_first_quarter_pct": round(100 * (quarters[3] - quarters[0]) / quarters[0], 1)}
 
 
 async def reopen(client: SoakClient, args: argparse.Namespace) -> dict:
