@@ -371,3 +371,26 @@ def test_document_store_changes_jobs_and_desync(tiny_model_dir):
         store.change("nope", 1, [])
     store.close("u")
     assert "u" not in store
+
+
+@pytest.mark.parametrize(("what", "change"), [
+    ("insert between the halves", (0, 7, 0, 7, "x")),
+    ("delete the first half", (0, 6, 0, 7, "")),
+    ("delete the second half", (0, 7, 0, 8, "")),
+])
+def test_a_change_inside_a_surrogate_pair_desyncs_and_says_why(what, change):
+    """Issue 16: a UTF-16 position between the halves of a pair was rounded, so the server's
+    text silently differed from the client's; now the document is desynced (the server logs
+    it and asks for the whole text), and the whole text brings it back."""
+    from lsprotocol import types
+    from pygls.workspace.position_codec import PositionCodec
+
+    from vqlsp.lsp.documents import DocumentStore
+
+    store = DocumentStore(PositionCodec(types.PositionEncodingKind.Utf16))
+    doc = store.open("u", "plaintext", 1, "Hello 😀 world.")  # 😀: UTF-16 units 6 and 7
+    report = store.change("u", 2, [_change(*change)])
+    assert report.desynced_now and "inside" in doc.desynced, what
+    assert doc.text.text == "Hello 😀 world."  # nothing applied from a guess
+    report = store.change("u", 3, [types.TextDocumentContentChangeWholeDocument(text="Hello x world.")])
+    assert report.resynced_now and doc.desynced is None and doc.text.text == "Hello x world."
