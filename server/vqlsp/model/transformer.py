@@ -54,11 +54,15 @@ class Block(nn.Module):
         """Rows x (..., T, D) -> q (..., T, H, Dh), k and v (..., T, Hkv, Dh), RoPE applied."""
         a = self.norm1(x) if self.cfg.pre_norm else x
         shape, h, kv, dh = a.shape[:-1], self.cfg.n_heads, self.cfg.n_kv_heads, self.cfg.d_head
-        if self.qkv_fused is not None:
-            q, k, v = self.qkv_fused(a).split([h * dh, kv * dh, kv * dh], -1)
-        else:
-            q, k, v = self.q(a), self.k(a), self.v(a)
-        q, k, v = q.view(*shape, h, dh), k.view(*shape, kv, dh), v.view(*shape, kv, dh)
+        if self.qkv_fused is not None:  # heads side by side: q's, k's, then v's
+            qk, v = self.qkv_fused(a).view(*shape, h + 2 * kv, dh).split([h + kv, kv], -2)
+            if pos.cos is not None:  # q and k rotated in one pass
+                qk = Rope.apply(qk, pos.cos, pos.sin)
+            q, k = qk.split([h, kv], -2)
+            return q, k, v
+        q = self.q(a).view(*shape, h, dh)
+        k = self.k(a).view(*shape, kv, dh)
+        v = self.v(a).view(*shape, kv, dh)
         if pos.cos is not None:
             q, k = Rope.apply(q, pos.cos, pos.sin), Rope.apply(k, pos.cos, pos.sin)
         return q, k, v
