@@ -32,7 +32,7 @@ def test_recovery_is_exact_for_q4_values_and_refuses_others():
         recover_q4(round_to_q4(torch.randn(64, 96))[:, :80])
 
 
-@pytest.mark.parametrize("rows", [1, 2, 3, 8, 9, 17, 64, 65, 128, 200])
+@pytest.mark.parametrize("rows", [1, 2, 3, 8, 9, 17, 64, 65, 128, 200, 600])
 def test_matmul_equals_the_dequantized_weight(rows):
     linear = q4_linear(96, 64, bias=True)
     layer = Q4Linear(linear)
@@ -107,7 +107,7 @@ def test_default_model_in_four_bits_matches_float32():
         load_model(None, "cpu", weights="int3")
 
 
-@pytest.mark.parametrize("rows", [1, 5, 64, 100])
+@pytest.mark.parametrize("rows", [1, 5, 64, 100, 600])
 def test_concatenated_parts_compute_each_part(rows):
     """q, k, v (or gate, up) as one layer: each slice of its output is that part's output, deltas
     (some parts without one) and biases included, and the parts still compute alone."""
