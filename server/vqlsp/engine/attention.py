@@ -81,16 +81,15 @@ def _attend_rows_flash(q, row_rank, k, v, key_rank):
     g = h // hkv
     o = q.new_empty(h, r, dh)
     lse = q.new_empty(h, r)
+    keys = k.unsqueeze(0).expand(g, -1, -1, -1)  # (g, Hkv, S, Dh): query groups as the batch, no copy
+    values = v.unsqueeze(0).expand(g, -1, -1, -1)
     for start, stop in _chunks(r, h * s):
         c = stop - start
-        # the g query heads that read one kv head stacked as g * c rows: one taller block of
-        # queries per kv head, where few rows would leave the kernel's query tiles mostly empty
-        # (measured 1.3-1.6x at 4,096 keys and 5-80 rows), and no copy of the keys
-        qc = q[:, start:stop].reshape(hkv, g * c, dh)
+        qc = q[:, start:stop].reshape(hkv, g, c, dh).transpose(0, 1)  # (g, Hkv, c, Dh)
         bias = q.new_zeros(c, s).masked_fill_(_hidden_keys(row_rank[start:stop], key_rank), float("-inf"))
-        out, row_lse = _FLASH_CPU(qc[None], k[None], v[None], attn_mask=bias.repeat(g, 1)[None, None])
-        o[:, start:stop] = out[0].reshape(h, c, dh)
-        lse[:, start:stop] = row_lse[0].reshape(h, c)
+        out, row_lse = _FLASH_CPU(qc, keys, values, attn_mask=bias[None, None])
+        o[:, start:stop] = out.transpose(0, 1).reshape(h, c, dh)
+        lse[:, start:stop] = row_lse.transpose(0, 1).reshape(h, c)
     return o, lse
 
 
