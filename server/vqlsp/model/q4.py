@@ -39,8 +39,8 @@ LEVELS = 15  # q in 0..15
 RECOVERY_TOLERANCE = 1e-5
 # rows up to this go through the 4-bit kernel; more (a dense pass) dequantize once and use
 # BLAS, where the weight's bytes are amortised over the rows anyway. Measured on SmolLM2's
-# weights, one core (thread CPU time): the kernel takes 0.3-0.5x the time of dequantizing +
-# BLAS at 64-128 rows, 0.85-0.9x at 512
+# weights, one core (thread CPU time): the kernel takes 0.13-0.57x the time of dequantizing +
+# BLAS at 64-128 rows, 0.85-0.89x at 512
 KERNEL_MAX_ROWS = 512
 
 
