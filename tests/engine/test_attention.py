@@ -42,7 +42,10 @@ def slots(n: int, free: int, gen: torch.Generator):
 
 
 @pytest.mark.parametrize("kernel", [_attend_rows_flash, _attend_rows_explicit])
-def test_attend_rows_matches_a_plain_softmax(kernel):
+@pytest.mark.parametrize("chunk_rows", [None, 3])
+def test_attend_rows_matches_a_plain_softmax(kernel, chunk_rows, monkeypatch):
+    if chunk_rows:  # rows in several chunks (grouped-query heads stacked within each)
+        monkeypatch.setattr("vqlsp.engine.attention.CHUNK_ELEMENTS", chunk_rows * H * 47)
     gen = torch.Generator().manual_seed(0)
     key_rank = slots(40, 7, gen)
     k, v = torch.randn(HKV, 47, DH, generator=gen), torch.randn(HKV, 47, DH, generator=gen)

@@ -156,10 +156,22 @@ def test_random_edits_equal_dense_with_four_bit_weights(variant, data):
     """Weights held in 4 bits with unmerged deltas (``model/q4.py``): the engine and the dense
     forward call the same modules, so the invariant holds as for float32; a low kernel row
     limit sends the dense pass through the dequantized path and the engine's rows through
-    the kernel."""
+    the kernel. The model holds q, k, v (and SwiGLU's gate, up) fused in one layer each
+    (``q4.fuse_projections``); drawn off, the parts compute alone."""
+    model = tiny_q4_model(variant)
+    assert all(block.qkv_fused is not None for block in model.blocks)
+    assert variant != "llama" or all(block.mlp.gate_up is not None for block in model.blocks)
+    fused = [(block.qkv_fused, block.mlp.gate_up) for block in model.blocks]
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr("vqlsp.model.q4.KERNEL_MAX_ROWS", data.draw(st.sampled_from([4, 64]), label="kernel rows"))
-        run_sequence(data, variant, "stable", model=tiny_q4_model(variant))
+        use_fused = data.draw(st.booleans(), label="fused")
+        try:  # (MonkeyPatch would delete a submodule on undo: it restores only what __dict__ held)
+            for block, (qkv, gate_up) in zip(model.blocks, fused):
+                block.qkv_fused, block.mlp.gate_up = (qkv, gate_up) if use_fused else (None, None)
+            run_sequence(data, variant, "stable", model=model)
+        finally:
+            for block, (qkv, gate_up) in zip(model.blocks, fused):
+                block.qkv_fused, block.mlp.gate_up = qkv, gate_up
 
 
 @pytest.mark.parametrize("variant", ["llama", "opt"])
@@ -251,3 +263,19 @@ def test_rejects_bad_edits():
     with pytest.raises(ValueError):
         session.apply([TokenEdit(1, 1, (4,)), TokenEdit(1, 1, (5,))])
     assert session.token_ids == [1, 2, 3]
+
+
+def test_layer_views_follow_the_buffers_they_view():
+    """A layer's views are kept between calls, made afresh when the buffers grow, and a fork
+    views its own buffers (writing through them leaves the original alone)."""
+    session = IncrementalSession(tiny_model("llama"), list(range(10)))
+    state = session.state
+    rows = state.layer(1)
+    assert state.layer(1) is rows and rows.x_in.data_ptr() == state.x[1].data_ptr()
+    twin = session.fork()
+    twin_rows = twin.state.layer(1)
+    assert twin_rows is not rows and twin_rows.x_in.data_ptr() == twin.state.x[1].data_ptr()
+    twin_rows.x_out.fill_(7.0)
+    assert not bool((state.x[2] == 7.0).all())
+    session.apply([TokenEdit(10, 10, tuple(range(3, 3 + state.capacity)))])  # more tokens than slots
+    assert state.layer(1).x_in.data_ptr() == state.x[1].data_ptr() != rows.x_in.data_ptr()

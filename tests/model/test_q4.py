@@ -32,7 +32,7 @@ def test_recovery_is_exact_for_q4_values_and_refuses_others():
         recover_q4(round_to_q4(torch.randn(64, 96))[:, :80])
 
 
-@pytest.mark.parametrize("rows", [1, 3, 8, 9, 17, 64, 65, 200])
+@pytest.mark.parametrize("rows", [1, 2, 3, 8, 9, 17, 64, 65, 128, 200, 600])
 def test_matmul_equals_the_dequantized_weight(rows):
     linear = q4_linear(96, 64, bias=True)
     layer = Q4Linear(linear)
@@ -105,3 +105,54 @@ def test_default_model_in_four_bits_matches_float32():
     assert agree > 0.999
     with pytest.raises(ValueError, match="unknown weight format"):
         load_model(None, "cpu", weights="int3")
+
+
+@pytest.mark.parametrize("rows", [1, 5, 64, 100, 600])
+def test_concatenated_parts_compute_each_part(rows):
+    """q, k, v (or gate, up) as one layer: each slice of its output is that part's output, deltas
+    (some parts without one) and biases included, and the parts still compute alone."""
+    parts = [Q4Linear(q4_linear(n, 96, bias=True, seed=i), delta) for i, (n, delta) in enumerate([
+        (64, (torch.randn(64, 3), torch.randn(3, 96))), (32, None), (32, (torch.randn(32, 2), torch.randn(2, 96))),
+    ])]
+    x = torch.randn(rows, 96)
+    with torch.no_grad():
+        alone = [p(x) for p in parts]
+        fused = Q4Linear.concat(parts)
+        torch.testing.assert_close(fused(x), torch.cat(alone, -1), atol=1e-4, rtol=1e-5)
+        for p, y in zip(parts, alone):  # the parts now read views of the fused buffers
+            torch.testing.assert_close(p(x), y, atol=1e-4, rtol=1e-5)
+            assert p.q.untyped_storage().data_ptr() == fused.q.untyped_storage().data_ptr()
+    assert "delta_rank=5" in repr(fused)
+    assert set(fused.state_dict()) == {"bias"}  # the parts' buffers are the persistent ones
+    with pytest.raises(ValueError, match="same inputs"):
+        Q4Linear.concat([parts[0], Q4Linear(q4_linear(32, 64))])
+
+
+def test_fused_block_computes_the_unfused_block():
+    """``fuse_projections``: a block's q, k, v and its MLP's gate and up each in one layer; the
+    block's outputs and its state dict are those of the unfused block."""
+    import copy
+
+    from vqlsp.model.config import ModelConfig
+    from vqlsp.model.q4 import fuse_projections
+    from vqlsp.model.transformer import Block, VQTransformer
+
+    cfg = ModelConfig.tiny("llama", max_positions=64)
+    model = VQTransformer(cfg).eval()
+    block = model.blocks[0]
+    with torch.no_grad():
+        for m in block.modules():
+            if isinstance(m, nn.Linear):
+                m.weight.copy_(round_to_q4(m.weight))
+    quantize_linears(block)
+    fused = copy.deepcopy(block)
+    fuse_projections(fused)
+    assert isinstance(fused.qkv_fused, Q4Linear) and isinstance(fused.mlp.gate_up, Q4Linear)
+    assert block.qkv_fused is None and block.mlp.gate_up is None
+    assert fused.state_dict().keys() == block.state_dict().keys()
+    x, pos = torch.randn(1, 7, cfg.d_model), model.positional(torch.arange(7)[None])
+    with torch.no_grad():
+        for a, b in zip(fused.qkv(x, pos), block.qkv(x, pos)):
+            torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-5)
+        torch.testing.assert_close(fused.mlp(x), block.mlp(x), atol=1e-4, rtol=1e-5)
+    assert isinstance(fused, Block)

@@ -23,12 +23,15 @@ buffers (``state.py``). The session's outputs equal a dense forward of the same
 model on the same ids and position ids (``tests/engine``), up to float rounding
 and exact code ties.
 
-Where the time goes (SmolLM2, 1024 tokens, one CPU thread): with a row or two
-changed per layer, streaming the layer's weights through the few-row matmuls
-(~14 MB fp32 a layer, ``model/packed.py``) and reading its keys/values for the
-new rows' attention cost about as much as all the bookkeeping; the accumulator
-update of the tail (fused in C on the CPU, ``native``) grows with the rows after
-the first change. ``model/q4.py`` holds the weights in 4 bits (``load_model(weights="q4")``).
+Where the time goes (SmolLM2, 1,024 tokens, atomic edits, one CPU thread, 4-bit weights;
+cProfile over 10 edits on a loaded machine, shares of the total): the accumulator update of
+the tail about a quarter (its two batched matmuls 15%, the fused C passes 9%; it grows with
+the rows after the first change), the changed rows' matmuls another quarter (four kernel
+calls a layer, ``model/q4.py``: q|k|v fused, W_o, gate|up fused, down; at FMA throughput
+from 8 rows on), their attention over all keys 11%, the code search 7%, and most of the
+remaining third per-op overhead of small tensor ops and Python. With float32 weights
+(``model/packed.py``) few-row matmuls are padded to a few row counts, so that oneDNN's
+cache of compiled kernels keeps them.
 
 Reading order: ``policy.py`` decides what is recomputed, ``state.py`` holds the rows and
 their per-layer verbs (``LayerState``: project, attend, update, search, finish), this

@@ -48,10 +48,15 @@ class Mlp(nn.Module):
             self.gate = nn.Linear(cfg.d_model, d_ff, bias=cfg.mlp_bias)
             self.up = nn.Linear(cfg.d_model, d_ff, bias=cfg.mlp_bias)
             self.down = nn.Linear(d_ff, cfg.d_model, bias=cfg.mlp_bias)
+        # gate and up as one layer where the weights allow it (``q4.fuse_projections``)
+        self.gate_up: nn.Module | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.kind == "relu":
             return self.fc2(F.relu(self.fc1(x)))
+        if self.gate_up is not None:
+            gate, up = self.gate_up(x).chunk(2, -1)
+            return self.down(F.silu(gate).mul_(up))
         return self.down(F.silu(self.gate(x)) * self.up(x))
 
 

@@ -24,6 +24,22 @@ _PACK = getattr(_MKLDNN, "_reorder_linear_weight", None)
 _LINEAR = getattr(_MKLDNN, "_linear_pointwise", None)
 
 
+# oneDNN compiles a primitive per row count and keeps the last ONEDNN_PRIMITIVE_CACHE_CAPACITY
+# of them (the server sets 64 to bound memory, ``lsp/server.py``). The engine's row counts
+# change with every edit and layer: unpadded, 36 of the ~83 matmuls of an edit missed that
+# cache and compiled afresh (SmolLM2, 1,024 tokens, 16 atomic edits; 0.8 once padded). Few
+# rows stream the weight whatever their number, so up to this many rows are padded to a power
+# of two (at least 8): 7 sizes per weight shape, compiled once.
+PAD_MAX_ROWS = 512
+
+
+def padded_rows(rows: int) -> int:
+    """The row count a matmul of ``rows`` rows runs with."""
+    if rows > PAD_MAX_ROWS or rows == 0:
+        return rows
+    return max(8, 1 << (rows - 1).bit_length())
+
+
 def packing_available() -> bool:
     return _PACK is not None and _LINEAR is not None and torch.backends.mkldnn.is_available()
 
@@ -41,7 +57,13 @@ class PackedLinear(nn.Module):
         if x.dtype != torch.float32 or (torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad)):
             return F.linear(x, self.weight, self.bias)
         bias = None if self.bias is None else self.bias.detach()
-        return _LINEAR(x, self.packed, bias, "none", [], "")
+        rows = x.reshape(-1, self.in_features)
+        m = rows.shape[0]
+        size = padded_rows(m)
+        if size != m:  # zero rows: their outputs are dropped
+            rows = torch.cat([rows, rows.new_zeros(size - m, self.in_features)])
+        y = _LINEAR(rows, self.packed, bias, "none", [], "")
+        return y[:m].reshape(*x.shape[:-1], self.out_features)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
@@ -59,4 +81,4 @@ def pack_linears(module: nn.Module) -> nn.Module:
     return module
 
 
-__all__ = ["PackedLinear", "pack_linears", "packing_available"]
+__all__ = ["PackedLinear", "pack_linears", "packing_available", "padded_rows"]

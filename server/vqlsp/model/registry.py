@@ -19,7 +19,7 @@ from .checkpoint import (
 )
 from .device import resolve_device
 from .packed import pack_linears
-from .q4 import quantize_linears
+from .q4 import fuse_projections, quantize_linears
 from .transformer import VQTransformer
 
 # how the blocks' weights are held: float32 (oneDNN-packed on the CPU), or groupwise 4-bit
@@ -74,6 +74,7 @@ def quantize_blocks(model: VQTransformer, deltas=None) -> VQTransformer:
     for i, block in enumerate(model.blocks):
         if i < model.cfg.depth:
             quantize_linears(block, deltas, prefix=f"blocks.{i}.")
+            fuse_projections(block)  # q, k, v in one kernel call; gate and up in another
         else:  # unused blocks: merge so that nothing is lost
             _merge_into(block, deltas, f"blocks.{i}.")
     return model

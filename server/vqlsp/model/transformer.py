@@ -46,14 +46,23 @@ class Block(nn.Module):
         self.vq = VectorQuantizer(h, dh, cfg.vq.codebook_size, cfg.vq.commitment)
         self.norm2 = make_norm(cfg, cfg.d_model)
         self.mlp: Mlp | AcmMlp = AcmMlp(cfg) if cfg.has_acm(layer) else Mlp(cfg)
+        # q, k and v as one layer where the weights allow it (``q4.fuse_projections``): the
+        # same outputs side by side, one matmul instead of three
+        self.qkv_fused: nn.Module | None = None
 
     def qkv(self, x: torch.Tensor, pos: Positional) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Rows x (..., T, D) -> q (..., T, H, Dh), k and v (..., T, Hkv, Dh), RoPE applied."""
         a = self.norm1(x) if self.cfg.pre_norm else x
-        shape = a.shape[:-1]
-        q = self.q(a).view(*shape, self.cfg.n_heads, self.cfg.d_head)
-        k = self.k(a).view(*shape, self.cfg.n_kv_heads, self.cfg.d_head)
-        v = self.v(a).view(*shape, self.cfg.n_kv_heads, self.cfg.d_head)
+        shape, h, kv, dh = a.shape[:-1], self.cfg.n_heads, self.cfg.n_kv_heads, self.cfg.d_head
+        if self.qkv_fused is not None:  # heads side by side: q's, k's, then v's
+            qk, v = self.qkv_fused(a).view(*shape, h + 2 * kv, dh).split([h + kv, kv], -2)
+            if pos.cos is not None:  # q and k rotated in one pass
+                qk = Rope.apply(qk, pos.cos, pos.sin)
+            q, k = qk.split([h, kv], -2)
+            return q, k, v
+        q = self.q(a).view(*shape, h, dh)
+        k = self.k(a).view(*shape, kv, dh)
+        v = self.v(a).view(*shape, kv, dh)
         if pos.cos is not None:
             q, k = Rope.apply(q, pos.cos, pos.sin), Rope.apply(k, pos.cos, pos.sin)
         return q, k, v
