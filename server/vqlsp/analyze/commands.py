@@ -29,7 +29,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--spans", type=int, default=400, help="test sentiment snippets (default 400; 0: all)")
     p.add_argument("--doc-edits", type=int, default=6, help="replaced tokens per article (default 6)")
     p.add_argument("--span-edits", type=int, default=2, help="replaced tokens per snippet (default 2)")
-    p.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    p.add_argument("--threads", type=int, help="torch threads (default: 1 for a FILE, as for the server: its edits "
+                   "multiply a few rows at a time, which more threads on a busy CPU only slow down; torch's for "
+                   "--test-sets)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -56,8 +58,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.file is None and not args.test_sets:
         raise AnalyzeError("give a FILE to analyse, or --test-sets")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    threads = args.threads or (None if args.test_sets else 1)
+    if threads:
+        torch.set_num_threads(threads)
     out = Path(args.out)
     start = time.perf_counter()
     text = read_text_file(Path(args.file)) if args.file else None
