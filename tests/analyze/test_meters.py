@@ -92,6 +92,10 @@ def test_passes_pool_documents_and_spans():
     plain = document_pass(tiny_model("llama"), [IDS, IDS[:10]], activations=ActivationStats("swiglu", 2))
     assert {d: tuple(v.shape) for d, v in plain.stacked().items()} == {1: (2, 64), 2: (2, 64)}
     assert [len(a) for a in plain.active] == [40, 10] and plain.learners == []
+    alone = document_pass(tiny_model("llama"), [IDS[:10]], activations=ActivationStats("swiglu", 2))
+    for d, f in alone.stacked().items():  # batched beside a longer sequence (right-padded) = alone
+        torch.testing.assert_close(plain.stacked()[d][1], f[0])
+    np.testing.assert_allclose(plain.active[1], alone.active[0])
     model = with_fake_acm(tiny_model("llama"))
     docs = document_pass(model, [IDS, IDS[:10]], activations=ActivationStats("swiglu", 2))
     assert docs.active == []  # an ACM MLP has no single down projection to read

@@ -6,8 +6,17 @@ import numpy as np
 import pytest
 import torch
 
+from vqlsp.analyze import probes as probes_module
 from vqlsp.analyze.agreement import agreement, hardest, pair_agreement
-from vqlsp.analyze.probes import ExitProbes, exit_at, fit_exit_probes, load_probes, save_probes
+from vqlsp.analyze.probes import (
+    ExitProbes,
+    cached_probes,
+    exit_at,
+    fit_exit_probes,
+    load_probes,
+    probe_key,
+    save_probes,
+)
 
 
 def test_exit_at_takes_the_first_sure_layer_else_the_last():
@@ -45,6 +54,50 @@ def test_probes_exit_where_the_classes_separate(tmp_path):
     assert again.threshold == probes.threshold and again.layers == [1, 2, 3]
     torch.testing.assert_close(again.probabilities(test), probes.probabilities(test))
     assert load_probes(tmp_path / "missing") is None
+
+
+def _made_probes(key: str) -> dict[str, ExitProbes]:
+    return {task: ExitProbes(task, ["x", "y"], [1], torch.zeros(1, 2, 4), torch.zeros(1, 2), 0.9, {}, key)
+            for task in ("document", "span")}
+
+
+def test_probe_keys_follow_the_weights_the_config_and_the_cap(tmp_path):
+    for name in ("config.json", "model.safetensors"):
+        (tmp_path / name).write_bytes(b"one " + name.encode())
+    key = probe_key(tmp_path, None)
+    assert probe_key(tmp_path, None) == key and probe_key(tmp_path, 100) != key
+    (tmp_path / "model.safetensors").write_bytes(b"retrained")
+    assert probe_key(tmp_path, None) != key
+    save_probes(_made_probes(key), tmp_path / "probes")
+    assert load_probes(tmp_path / "probes", key)["span"].key == key
+    assert load_probes(tmp_path / "probes", "another") is None  # stale
+    assert load_probes(tmp_path / "probes") is not None  # no key asked: taken as they are
+
+
+def test_cached_probes_are_reused_only_for_their_model(tmp_path, monkeypatch):
+    monkeypatch.setenv("VQLSP_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(probes_module, "SHIPPED_DIR", tmp_path / "shipped")
+    fits = []
+
+    def fake_fit(model, tokenizer, *, cap, seed, key, progress):
+        fits.append(key)
+        return _made_probes(key)
+
+    monkeypatch.setattr(probes_module, "fit_task_probes", fake_fit)
+    checkpoint = tmp_path / "ckpt"
+    checkpoint.mkdir()
+    (checkpoint / "config.json").write_text("{}")
+    (checkpoint / "model.safetensors").write_bytes(b"weights")
+    first = cached_probes(None, None, checkpoint)
+    again = cached_probes(None, None, checkpoint)
+    assert len(fits) == 1 and again["document"].key == first["document"].key == fits[0]
+    (checkpoint / "model.safetensors").write_bytes(b"retrained weights")
+    cached_probes(None, None, checkpoint)  # the cached probes are stale: fitted again
+    assert len(fits) == 2 and fits[1] != fits[0]
+    # shipped probes with the right key are used before the cache, without fitting
+    save_probes(_made_probes(probe_key(checkpoint, 8)), tmp_path / "shipped")
+    assert cached_probes(None, None, checkpoint, cap=8)["span"].key == probe_key(checkpoint, 8)
+    assert len(fits) == 2
 
 
 def test_probes_need_examples_of_two_classes():

@@ -42,6 +42,12 @@ export interface StatusItem {
   hide(): void;
 }
 
+/** An LSP position: zero-based line and character. */
+export interface CursorPosition {
+  line: number;
+  character: number;
+}
+
 export interface OutputSink {
   append(text: string): void;
   appendLine(text: string): void;
@@ -54,7 +60,8 @@ export interface Host {
   /** Shows an error with buttons; resolves to the button picked, if any. */
   showError(message: string, ...actions: string[]): Promise<string | undefined>;
   showInfo(message: string): void;
-  activeDocument(): { uri: string; languageId: string } | undefined;
+  /** The active editor's document, and its cursor in the editor's (UTF-16) position units. */
+  activeDocument(): { uri: string; languageId: string; cursor?: CursorPosition } | undefined;
   /** An open document's current state, by URI. */
   openDocument(uri: string): { uri: string; languageId: string; version: number; text: string } | undefined;
   openSettings(): void;
@@ -217,7 +224,8 @@ export class VqlspController {
     this.host.output.show(true);
   }
 
-  /** `vqlsp.showDocumentStats`: asks the server for the active document's compute stats. */
+  /** `vqlsp.showDocumentStats`: asks the server for the active document's compute stats, with the
+   * cursor so that the server also reports the compute of the sentence under it (`computeAtCursor`). */
   async showDocumentStats(): Promise<void> {
     const document = this.host.activeDocument();
     if (!document) {
@@ -231,7 +239,7 @@ export class VqlspController {
     try {
       const stats = await this.client.sendRequest<Record<string, unknown> | null>('workspace/executeCommand', {
         command: DOCUMENT_STATS_COMMAND,
-        arguments: [document.uri],
+        arguments: document.cursor ? [document.uri, document.cursor] : [document.uri],
       });
       if (!stats) {
         this.host.showInfo(`vqlsp: no stats for ${document.uri} (is its language one of vqlsp.languages?)`);

@@ -76,8 +76,12 @@ function vscodeHost(output: vscode.OutputChannel, statusItem: vscode.StatusBarIt
     showError: (message, ...actions) => Promise.resolve(vscode.window.showErrorMessage(message, ...actions)),
     showInfo: (message) => void vscode.window.showInformationMessage(message),
     activeDocument: () => {
-      const document = vscode.window.activeTextEditor?.document;
-      return document ? { uri: document.uri.toString(), languageId: document.languageId } : undefined;
+      const editor = vscode.window.activeTextEditor;
+      if (!editor) {
+        return undefined;
+      }
+      const { line, character } = editor.selection.active;
+      return { uri: editor.document.uri.toString(), languageId: editor.document.languageId, cursor: { line, character } };
     },
     openDocument: (uri) => {
       const document = vscode.workspace.textDocuments.find((d) => d.uri.toString() === uri);

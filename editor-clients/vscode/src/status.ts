@@ -64,11 +64,40 @@ export function statusTooltip(c: Classification): string {
 
 /** Multi-line report for "vqlsp: Show Compute Stats", from `vqlsp.documentStats`. */
 export function statsReport(stats: Record<string, unknown>): string {
-  const lines: string[] = [];
+  const sentence = cursorCompute(stats);
+  const lines: string[] = sentence ? [sentence] : [];
   for (const [key, value] of Object.entries(stats)) {
     lines.push(`${key}: ${typeof value === 'string' ? value : JSON.stringify(value)}`);
   }
   return lines.join('\n');
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/**
+ * The compute of the sentence under the cursor against the document's mean, from
+ * `computeAtCursor` and `compute` of `vqlsp.documentStats` (asked with the cursor), e.g.
+ * "this sentence: 4.00 layers recomputed per token (document mean 0.50)". Undefined when
+ * the cursor is on no sentence or the server sent no compute.
+ */
+export function cursorCompute(stats: Record<string, unknown>): string | undefined {
+  const mine = stats.computeAtCursor;
+  if (!isRecord(mine) || typeof mine.rowsPerToken !== 'number') {
+    return undefined;
+  }
+  const doc = isRecord(stats.compute) ? stats.compute : {};
+  const docRows = typeof doc.rowsPerToken === 'number' ? doc.rowsPerToken.toFixed(2) : '?';
+  const rows = mine.rowsPerToken.toFixed(2);
+  let text = mine.lastUpdate === false
+    ? `this sentence: none recomputed on the last update (document mean ${docRows} layers per token; ${rows} when it was last computed)`
+    : `this sentence: ${rows} layers recomputed per token (document mean ${docRows})`;
+  if (typeof mine.learnersPerRow === 'number') {
+    const docLearners = typeof doc.learnersPerRow === 'number' ? ` (document ${doc.learnersPerRow.toFixed(2)})` : '';
+    text += `; ACM learners per row ${mine.learnersPerRow.toFixed(2)}${docLearners}`;
+  }
+  return text;
 }
 
 /** One-line summary of `vqlsp.documentStats` for a notification. */
@@ -87,6 +116,10 @@ export function statsSummary(stats: Record<string, unknown>): string {
   }
   if (typeof stats.ms === 'number') {
     parts.push(`${stats.ms.toFixed(1)} ms`);
+  }
+  const sentence = cursorCompute(stats);
+  if (sentence) {
+    parts.push(sentence);
   }
   return `vqlsp: ${parts.join(' · ') || 'no stats yet'}`;
 }

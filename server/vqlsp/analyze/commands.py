@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import time
 from pathlib import Path
-
-FILE_PROBE_CAP = 64  # a FILE's first run fits probes on this many validation examples per task
 
 
 class AnalyzeError(ValueError):
@@ -22,9 +19,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="vqlsp-analyze", help="output directory (default: ./vqlsp-analyze)")
     p.add_argument("--test-sets", action="store_true", help="run the analyses over the tasks' test sets")
     p.add_argument("--probes", help="directory holding document.safetensors and span.safetensors (early-exit "
-                   "probes; default: fitted on validation once and cached)")
-    p.add_argument("--probe-cap", type=int, help="validation examples per task to fit the probes on (default: "
-                   f"all with --test-sets, {FILE_PROBE_CAP} for a FILE)")
+                   "probes; default: the shipped ones for the default model, else fitted on validation once "
+                   "and cached)")
+    p.add_argument("--probe-cap", type=int, help="validation examples per task to fit the probes on (default: all)")
     p.add_argument("--max-edits", type=int, default=96, help="FILE: tokens edited to measure reuse (default 96)")
     p.add_argument("--section-tokens", type=int, default=256, help="FILE: tokens per section (default 256)")
     p.add_argument("--language", default="plaintext", help="FILE: markup language for sentences (default plaintext)")
@@ -32,31 +29,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--spans", type=int, default=400, help="test sentiment snippets (default 400; 0: all)")
     p.add_argument("--doc-edits", type=int, default=6, help="replaced tokens per article (default 6)")
     p.add_argument("--span-edits", type=int, default=2, help="replaced tokens per snippet (default 2)")
-    p.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    p.add_argument("--threads", type=int, help="torch threads (default: 1 for a FILE, as for the server: its edits "
+                   "multiply a few rows at a time, which more threads on a busy CPU only slow down; torch's for "
+                   "--test-sets)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def probes_for(model, tokenizer, model_path: str | None, args) -> dict:
-    """``--probes``, else the cache for this model, else fit on validation and cache them."""
-    from ..model.base_weights import cache_dir
+    """``--probes``, else this model's shipped or cached probes (matched by ``probe_key``), else
+    fitted on validation and cached."""
     from ..model.registry import model_dir
-    from .probes import fit_task_probes, load_probes, save_probes
+    from .probes import cached_probes, load_probes
 
     if args.probes:
         found = load_probes(Path(args.probes))
         if found is None:
             raise AnalyzeError(f"{args.probes} lacks document.safetensors or span.safetensors")
         return found
-    cap = args.probe_cap or FILE_PROBE_CAP
-    config = (model_dir(model_path) / "config.json").read_bytes()
-    tag = hashlib.sha1(config + str(cap).encode()).hexdigest()[:12]
-    directory = cache_dir() / "analyze" / f"probes-{tag}"
-    found = load_probes(directory)
-    if found is None:
-        print(f"fitting early-exit probes on {cap} validation examples per task (once; cached in {directory})")
-        found = fit_task_probes(model, tokenizer, cap=cap)
-        save_probes(found, directory)
-    return found
+    return cached_probes(model, tokenizer, model_dir(model_path), cap=args.probe_cap,
+                         progress=not getattr(args, "quiet", True))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -67,8 +58,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.file is None and not args.test_sets:
         raise AnalyzeError("give a FILE to analyse, or --test-sets")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    threads = args.threads or (None if args.test_sets else 1)
+    if threads:
+        torch.set_num_threads(threads)
     out = Path(args.out)
     start = time.perf_counter()
     text = read_text_file(Path(args.file)) if args.file else None
@@ -120,7 +112,8 @@ def _suite(model, tokenizer, args, out: Path, start: float) -> int:
     out.mkdir(parents=True, exist_ok=True)
     cfg = SuiteConfig(docs=args.docs or None, spans=args.spans or None, doc_edits=args.doc_edits,
                       span_edits=args.span_edits, probe_cap=args.probe_cap)
-    results = run_suite(model, tokenizer, cfg, out, progress=not args.quiet)
+    results = run_suite(model, tokenizer, cfg, out, progress=not args.quiet,
+                        probes=lambda: probes_for(model, tokenizer, args.model, args))
     write_json(results, out / "analysis.json")  # kept even if what follows fails
     article = bbc_news("test")[0]
     dc = analyze_document(model, tokenizer, article.text, probes=load_probes(out / "probes"),

@@ -10,10 +10,17 @@ predictions on the held-out half are within ``tolerance`` of the last layer's
 probe accuracy: as early as the probes allow without losing accuracy.
 
 The exit layer is the early-exit meter of an example: how many layers it needed.
+
+Fitted probes carry a ``key`` (``probe_key``): a hash of the checkpoint's config
+and weights, the validation cap and ``PROBES_VERSION``. Cached probes whose key
+differs are stale (another model, another cap, another fitting) and are refitted.
+The default model's probes, fitted on the whole validation splits, ship in
+``default_probes/`` so that ``vqlsp analyze FILE`` never fits them on first use.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -37,6 +44,20 @@ def one_thread():
         torch.set_num_threads(threads)
 
 
+PROBES_VERSION = 2  # bump when fitting changes: probes cached by another version are refitted
+SHIPPED_DIR = Path(__file__).with_name("default_probes")  # the default model's probes (whole validation splits)
+
+
+def probe_key(checkpoint: Path, cap: int | None) -> str:
+    """What cached probes must have been fitted on: this checkpoint directory's config and
+    weights, ``cap`` validation examples per task (None: all), this ``PROBES_VERSION``."""
+    h = hashlib.sha256(f"vqlsp probes v{PROBES_VERSION} cap={cap if cap else 'all'}".encode())
+    for name in ("config.json", "model.safetensors"):
+        path = checkpoint / name
+        h.update(name.encode() + (path.read_bytes() if path.is_file() else b"<none>"))
+    return h.hexdigest()[:16]
+
+
 THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.97, 0.99)
 
 
@@ -49,6 +70,7 @@ class ExitProbes:
     bias: torch.Tensor  # (L, C)
     threshold: float
     fit: dict  # how it was fitted: examples, per-layer held-out accuracy, the threshold's accuracy
+    key: str = ""  # ``probe_key`` of the model and cap it was fitted on ("" when not known)
 
     def probabilities(self, features: dict[int, torch.Tensor]) -> torch.Tensor:
         """{depth: (N, D)} pooled states -> (L, N, C) probabilities per layer."""
@@ -61,7 +83,7 @@ class ExitProbes:
 
     def save(self, path: Path) -> None:
         meta = {"task": self.task, "labels": self.labels, "layers": self.layers,
-                "threshold": self.threshold, "fit": self.fit}
+                "threshold": self.threshold, "fit": self.fit, "key": self.key}
         save_file({"weight": self.weight.contiguous(), "bias": self.bias.contiguous()}, str(path),
                   metadata={"probes": json.dumps(meta)})
 
@@ -73,7 +95,7 @@ class ExitProbes:
             meta = json.loads(f.metadata()["probes"])
         tensors = load_file(str(path))
         return cls(meta["task"], meta["labels"], meta["layers"], tensors["weight"], tensors["bias"],
-                   meta["threshold"], meta["fit"])
+                   meta["threshold"], meta["fit"], meta.get("key", ""))
 
 
 def exit_at(probs: torch.Tensor, threshold: float, layers: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -128,21 +150,28 @@ def fit_exit_probes(
 TASKS = ("document", "span")
 
 
-def fit_task_probes(model, tokenizer, *, cap: int | None = None, seed: int = 0) -> dict[str, ExitProbes]:
+def fit_task_probes(
+    model, tokenizer, *, cap: int | None = None, seed: int = 0, key: str = "", progress: bool = False,
+) -> dict[str, ExitProbes]:
     """Probes for both tasks of the default heads, on their validation splits (at most ``cap``
-    articles and ``cap`` snippets each; None: the whole splits)."""
+    articles and ``cap`` snippets each; None: the whole splits), marked with ``key``. One
+    batched forward per example reads every depth's pooled state (``features``)."""
     from ..train.sentiment import LABELS as SENTIMENT_LABELS
     from ..train.tasks import DataScale, load_tasks
     from .features import document_pass, span_pass
 
     data = load_tasks(tokenizer, DataScale(eval_cap=cap, seed=seed), splits=("validation",))
-    docs = document_pass(model, data.doc_ids["validation"])
-    spans, span_labels, _ = span_pass(model, data.span_docs["validation"])
-    return {
+    docs = document_pass(model, data.doc_ids["validation"], progress=progress, desc="validation articles")
+    spans, span_labels, _ = span_pass(model, data.span_docs["validation"], progress=progress,
+                                      desc="validation snippet documents")
+    probes = {
         "document": fit_exit_probes("document", data.doc_labels, docs.stacked(), data.doc_targets["validation"],
                                     seed=seed),
         "span": fit_exit_probes("span", SENTIMENT_LABELS, spans.stacked(), span_labels, seed=seed),
     }
+    for p in probes.values():
+        p.key = key
+    return probes
 
 
 def save_probes(probes: dict[str, ExitProbes], directory: Path) -> None:
@@ -151,9 +180,32 @@ def save_probes(probes: dict[str, ExitProbes], directory: Path) -> None:
         p.save(directory / f"{task}.safetensors")
 
 
-def load_probes(directory: Path) -> dict[str, ExitProbes] | None:
-    """Both tasks' probes from ``directory`` (None when any is missing)."""
+def load_probes(directory: Path, key: str | None = None) -> dict[str, ExitProbes] | None:
+    """Both tasks' probes from ``directory`` (None when any is missing, or, given ``key``, when
+    any was fitted for another model or cap: stale)."""
     paths = {task: directory / f"{task}.safetensors" for task in TASKS}
     if not all(p.is_file() for p in paths.values()):
         return None
-    return {task: ExitProbes.load(p) for task, p in paths.items()}
+    probes = {task: ExitProbes.load(p) for task, p in paths.items()}
+    if key is not None and any(p.key != key for p in probes.values()):
+        return None
+    return probes
+
+
+def cached_probes(model, tokenizer, checkpoint: Path, *, cap: int | None = None, seed: int = 0,
+                  progress: bool = False) -> dict[str, ExitProbes]:
+    """This model's probes: the shipped ones, else the user cache's, when their key matches;
+    else fitted on validation (slow: one pass over the splits) and cached."""
+    from ..model.base_weights import cache_dir
+
+    key = probe_key(checkpoint, cap)
+    found = load_probes(SHIPPED_DIR, key)
+    if found is None:
+        directory = cache_dir() / "analyze" / f"probes-{key}"
+        found = load_probes(directory, key)
+        if found is None:
+            print(f"fitting early-exit probes on {f'{cap} validation examples per task' if cap else 'the whole'}"
+                  f" validation splits (once; cached in {directory})", flush=True)
+            found = fit_task_probes(model, tokenizer, cap=cap, seed=seed, key=key, progress=progress)
+            save_probes(found, directory)
+    return found

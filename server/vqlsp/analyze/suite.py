@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -36,7 +37,7 @@ from ..model.transformer import VQTransformer
 from .activations import ActivationStats
 from .agreement import agreement
 from .features import document_pass, span_pass
-from .probes import fit_task_probes, save_probes
+from .probes import ExitProbes, fit_task_probes, save_probes
 from .reuse import edit_costs, sample_positions
 from .trace import trace
 
@@ -54,27 +55,32 @@ class SuiteConfig:
     seed: int = 0
 
 
-def run_suite(model: VQTransformer, tokenizer, cfg: SuiteConfig, out_dir: Path, *, progress: bool = True) -> dict:
-    """Run everything; write the probes under ``out_dir``; return the results (JSON-ready)."""
+def run_suite(
+    model: VQTransformer, tokenizer, cfg: SuiteConfig, out_dir: Path, *, progress: bool = True,
+    probes: Callable[[], dict[str, ExitProbes]] | None = None,
+) -> dict:
+    """Run everything; write the probes used under ``out_dir``; return the results (JSON-ready).
+    ``probes`` gives the early-exit probes (default: fitted on validation, ``cfg.probe_cap``); it
+    is called after the passes and edits, so cached probes may be fitted meanwhile."""
     from ..train.tasks import DataScale, load_tasks
 
     clock = {"start": time.perf_counter()}
-    probes = fit_task_probes(model, tokenizer, cap=cfg.probe_cap, seed=cfg.seed)
-    save_probes(probes, out_dir / "probes")
-    clock["probes"] = time.perf_counter()
     docs = load_tasks(tokenizer, DataScale(doc_tokens=cfg.doc_tokens, eval_cap=cfg.docs, seed=cfg.seed), ("test",))
     spans = load_tasks(tokenizer, DataScale(eval_cap=cfg.spans, seed=cfg.seed), ("test",))
     doc_ids, doc_labels = docs.doc_ids["test"], [docs.doc_labels[i] for i in docs.doc_targets["test"].tolist()]
     span_docs = spans.span_docs["test"]
     swiglu = ActivationStats(model.cfg.mlp, model.cfg.n_layers)
-    d_pass = document_pass(model, tqdm(doc_ids, desc="articles", disable=not progress), layers=model.cfg.n_layers,
-                           activations=swiglu)
-    s_pass, s_targets, where = span_pass(model, tqdm(span_docs, desc="snippet documents", disable=not progress))
+    d_pass = document_pass(model, doc_ids, layers=model.cfg.n_layers, activations=swiglu, progress=progress)
+    s_pass, s_targets, where = span_pass(model, span_docs, progress=progress)
     clock["passes"] = time.perf_counter()
     rng = random.Random(cfg.seed)
     d_reuse, tokens = _doc_reuse(model, doc_ids, d_pass, cfg.doc_edits, rng, progress)
     s_reuse = _span_reuse(model, span_docs, where, cfg.span_edits, rng, progress)
     clock["edits"] = time.perf_counter()
+    exit_probes = probes() if probes is not None else fit_task_probes(model, tokenizer, cap=cfg.probe_cap,
+                                                                     seed=cfg.seed, progress=progress)
+    save_probes(exit_probes, out_dir / "probes")
+    clock["probes"] = time.perf_counter()
 
     from ..train.sentiment import LABELS as SENTIMENT_LABELS
 
@@ -83,7 +89,7 @@ def run_suite(model: VQTransformer, tokenizer, cfg: SuiteConfig, out_dir: Path, 
         ("document", d_pass, docs.doc_targets["test"], d_reuse, doc_labels),
         ("span", s_pass, s_targets, s_reuse, [SENTIMENT_LABELS[i] for i in s_targets.tolist()]),
     ):
-        depth, pred = probes[task].exit(fig.stacked())
+        depth, pred = exit_probes[task].exit(fig.stacked())
         scores = {"exit": depth.numpy().astype(float), "reuse": np.array(reuse)}
         if fig.active:
             scores["active"] = np.array([a.mean() for a in fig.active])
@@ -92,9 +98,9 @@ def run_suite(model: VQTransformer, tokenizer, cfg: SuiteConfig, out_dir: Path, 
         tasks[task] = {
             "examples": len(targets),
             "exit_accuracy": float((pred == targets).float().mean()),
-            "last_layer_probe_accuracy": float((probes[task].probabilities(fig.stacked())[-1].argmax(-1) == targets)
+            "last_layer_probe_accuracy": float((exit_probes[task].probabilities(fig.stacked())[-1].argmax(-1) == targets)
                                                .float().mean()),
-            "exit_threshold": probes[task].threshold,
+            "exit_threshold": exit_probes[task].threshold,
             "meters": {k: _describe(v) for k, v in scores.items()},
             "per_class_mean": {c: {k: float(v[np.asarray(label_names) == c].mean()) for k, v in scores.items()}
                                for c in sorted(set(label_names))},
@@ -107,7 +113,7 @@ def run_suite(model: VQTransformer, tokenizer, cfg: SuiteConfig, out_dir: Path, 
         "model": {"arch": model.cfg.arch, "layers": model.cfg.n_layers, "depth": model.cfg.depth,
                   "mlp": model.cfg.mlp, "acm": bool(d_pass.learners)},
         "config": asdict(cfg),
-        "probes": {t: {"threshold": p.threshold, **p.fit} for t, p in probes.items()},
+        "probes": {t: {"threshold": p.threshold, "key": p.key, **p.fit} for t, p in exit_probes.items()},
         "tasks": tasks,
         "tokens": {"examples": len(token_scores.get("reuse", [])),
                    "meters": {k: _describe(v) for k, v in token_scores.items()},
@@ -120,8 +126,8 @@ def run_suite(model: VQTransformer, tokenizer, cfg: SuiteConfig, out_dir: Path, 
         results["activations"]["relu"] = relu_statistics(doc_ids[:20], tokenizer, cfg.relu_layers, cfg.seed)
     clock["end"] = time.perf_counter()
     results["seconds"] = {
-        "probes": clock["probes"] - clock["start"], "passes": clock["passes"] - clock["probes"],
-        "edits": clock["edits"] - clock["passes"], "total": clock["end"] - clock["start"],
+        "passes": clock["passes"] - clock["start"], "edits": clock["edits"] - clock["passes"],
+        "probes": clock["probes"] - clock["edits"], "total": clock["end"] - clock["start"],
     }
     return results
 

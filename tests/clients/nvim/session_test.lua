@@ -194,6 +194,42 @@ return {
     T.ok(msg:find('textHash: ' .. vim.fn.sha256(buffer_text()), 1, true), 'text hash in ' .. msg)
   end },
 
+  { 'the stats asked at the cursor give the compute of the sentence under it', function()
+    vim.api.nvim_win_set_buf(0, bufnr)
+    vim.api.nvim_win_set_cursor(0, { 1, 2 }) -- inside 'Resynced.', ASCII: code-point offset 2
+    local got
+    vqlsp.document_stats(bufnr, function(err, stats)
+      got = { err = err, stats = stats }
+    end, 'cursor')
+    T.wait('the stats at the cursor', function()
+      return got ~= nil
+    end)
+    T.ok(got.err == nil and got.stats ~= nil, 'stats: ' .. vim.inspect(got.err))
+    local stats = got.stats
+    -- the sentence the server means: the last one starting at or before the offset
+    local under
+    for _, s in ipairs(stats.span_labels) do
+      if s.start <= 2 then
+        under = s
+      end
+    end
+    T.ok(under ~= nil and 2 <= under['end'], 'a sentence holds offset 2: ' .. vim.inspect(stats.span_labels))
+    T.ok(type(under.compute) == 'table' and type(under.compute.rowsPerToken) == 'number',
+      'the sentence has its compute: ' .. vim.inspect(under))
+    T.eq(stats.computeAtCursor, under.compute, 'computeAtCursor is the compute of the sentence under the cursor')
+    local line = assert(vqlsp.format_cursor_compute(stats))
+    T.ok(line:find(string.format('this sentence: %.2f layers recomputed per token (document mean %.2f)',
+      under.compute.rowsPerToken, stats.compute.rowsPerToken), 1, true), line)
+    -- :VqlspStatus sends the cursor too and shows that line under the label
+    T.messages = {}
+    vim.cmd('VqlspStatus')
+    T.wait('the stats message', function()
+      return #T.messages > 0
+    end)
+    local msg = T.messages[1].msg
+    T.eq(vim.split(msg, '\n')[2], line, 'second line of ' .. msg)
+  end },
+
   { 'hover shows the document label', function()
     local responses = vim.lsp.buf_request_sync(bufnr, 'textDocument/hover', {
       textDocument = { uri = vim.uri_from_bufnr(bufnr) },

@@ -44,45 +44,88 @@ function M.update_settings(settings)
   end
 end
 
---- Asks the server for the compute stats of a buffer (`vqlsp.documentStats`).
+--- The cursor of a window as an LSP position in the client's encoding.
+---@param client vim.lsp.Client
+---@param win? integer (default: the current window)
+---@return { line: integer, character: integer }
+function M.cursor_position(client, win)
+  return vim.lsp.util.make_position_params(win or 0, client.offset_encoding).position
+end
+
+--- Asks the server for the compute stats of a buffer (`vqlsp.documentStats`); with `position`
+--- (`'cursor'`: the current window's cursor, or an LSP position), the server also reports the
+--- compute of the sentence there (`computeAtCursor`).
 ---@param bufnr integer
 ---@param callback fun(err: table|nil, stats: table|nil)
-function M.document_stats(bufnr, callback)
+---@param position? 'cursor'|{ line: integer, character: integer }
+function M.document_stats(bufnr, callback, position)
   local client = M.clients(bufnr)[1]
   if not client then
     callback({ message = 'vqlsp is not attached to this buffer' }, nil)
     return
   end
+  local arguments = { vim.uri_from_bufnr(bufnr) }
+  if position == 'cursor' then
+    arguments[2] = M.cursor_position(client)
+  elseif position then
+    arguments[2] = position
+  end
   client:request('workspace/executeCommand', {
     command = 'vqlsp.documentStats',
-    arguments = { vim.uri_from_bufnr(bufnr) },
+    arguments = arguments,
   }, function(err, result)
     callback(err, result)
   end, bufnr)
 end
 
---- Text of :VqlspStatus for a buffer's stats.
+--- The compute of the sentence under the cursor against the document's mean, from
+--- `computeAtCursor` and `compute` of the stats, e.g. 'this sentence: 4.00 layers recomputed
+--- per token (document mean 0.50)'; nil when the cursor is on no sentence.
+---@param stats table
+---@return string|nil
+function M.format_cursor_compute(stats)
+  local mine, doc = stats.computeAtCursor, type(stats.compute) == 'table' and stats.compute or {}
+  if type(mine) ~= 'table' or type(mine.rowsPerToken) ~= 'number' then
+    return nil
+  end
+  local doc_rows = type(doc.rowsPerToken) == 'number' and string.format('%.2f', doc.rowsPerToken) or '?'
+  local text
+  if mine.lastUpdate == false then
+    text = string.format('this sentence: none recomputed on the last update (document mean %s layers per token; '
+      .. '%.2f when it was last computed)', doc_rows, mine.rowsPerToken)
+  else
+    text = string.format('this sentence: %.2f layers recomputed per token (document mean %s)', mine.rowsPerToken, doc_rows)
+  end
+  if type(mine.learnersPerRow) == 'number' then
+    text = text .. string.format('; ACM learners per row %.2f', mine.learnersPerRow)
+    if type(doc.learnersPerRow) == 'number' then
+      text = text .. string.format(' (document %.2f)', doc.learnersPerRow)
+    end
+  end
+  return text
+end
+
+--- Text of :VqlspStatus for a buffer's stats: the label, the sentence under the cursor, then
+--- every field.
 ---@param stats table
 ---@return string
 function M.format_stats(stats)
-  local lines = {}
+  local head, lines = {}, {}
   if stats.label then
-    lines[#lines + 1] = string.format('vqlsp: %s', status.format(stats))
+    head[#head + 1] = string.format('vqlsp: %s', status.format(stats))
   end
+  head[#head + 1] = M.format_cursor_compute(stats)
   for _, key in ipairs(vim.tbl_keys(stats)) do
     if key ~= 'label' then
       local value = stats[key]
       lines[#lines + 1] = string.format('  %s: %s', key, type(value) == 'table' and vim.json.encode(value) or tostring(value))
     end
   end
-  table.sort(lines, function(a, b)
-    -- keep the headline first
-    return (a:sub(1, 1) ~= ' ' and b:sub(1, 1) == ' ') or ((a:sub(1, 1) == ' ') == (b:sub(1, 1) == ' ') and a < b)
-  end)
-  return table.concat(lines, '\n')
+  table.sort(lines)
+  return table.concat(vim.list_extend(head, lines), '\n')
 end
 
---- :VqlspStatus
+--- :VqlspStatus (with the compute of the sentence under the cursor)
 function M.show_status()
   local bufnr = vim.api.nvim_get_current_buf()
   if #M.clients(bufnr) == 0 then
@@ -96,7 +139,7 @@ function M.show_status()
       return
     end
     vim.notify(M.format_stats(stats), vim.log.levels.INFO)
-  end)
+  end, 'cursor')
 end
 
 --- :VqlspRestart: stops the servers and starts new ones for the same buffers.

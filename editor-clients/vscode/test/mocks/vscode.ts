@@ -54,7 +54,10 @@ export interface FakeVscodeState {
   infos: string[];
   statusItems: FakeStatusBarItem[];
   outputs: FakeOutputChannel[];
-  activeTextEditor: { document: { uri: { toString(): string }; languageId: string } } | undefined;
+  activeTextEditor: {
+    document: { uri: { toString(): string }; languageId: string };
+    selection: { active: { line: number; character: number } };
+  } | undefined;
   configurationListeners: Listener<{ affectsConfiguration(section: string): boolean }>[];
   editorListeners: Listener<unknown>[];
 }

@@ -10,7 +10,7 @@ class FakeHost implements Host {
   settingsValues: Record<string, unknown> = { serverCommand: [process.execPath, 'serve'] };
   errors: { message: string; actions: string[] }[] = [];
   infos: string[] = [];
-  document: { uri: string; languageId: string } | undefined = { uri: 'file:///notes.md', languageId: 'markdown' };
+  document: { uri: string; languageId: string; cursor?: { line: number; character: number } } | undefined = { uri: 'file:///notes.md', languageId: 'markdown' };
   settingsOpened = 0;
   errorAnswer: string | undefined;
   readonly output = {
@@ -196,6 +196,24 @@ describe('VqlspController commands and configuration', () => {
     assert.deepEqual(clients[0].requests, [['workspace/executeCommand', { command: DOCUMENT_STATS_COMMAND, arguments: ['file:///notes.md'] }]]);
     assert.deepEqual(host.infos, ['vqlsp: sport 87% · 812 tokens · reused 93% · 12.3 ms']);
     assert.ok(host.output.text.includes('cachedMb: 1.5'));
+  });
+
+  it('sends the cursor with the stats request and shows the compute of the sentence there', async () => {
+    const { host, clients, controller } = setup();
+    host.document = { uri: 'file:///notes.md', languageId: 'markdown', cursor: { line: 0, character: 4 } };
+    await controller.start();
+    clients[0].response = {
+      ...classification(),
+      compute: { rowsPerToken: 0.25, learnersPerRow: null },
+      computeAtCursor: { rowsPerToken: 2, learnersPerRow: null, lastUpdate: true },
+    };
+    await controller.showDocumentStats();
+    assert.deepEqual(clients[0].requests, [['workspace/executeCommand', {
+      command: DOCUMENT_STATS_COMMAND, arguments: ['file:///notes.md', { line: 0, character: 4 }],
+    }]]);
+    const line = 'this sentence: 2.00 layers recomputed per token (document mean 0.25)';
+    assert.deepEqual(host.infos, [`vqlsp: sport 87% · 812 tokens · reused 93% · 12.3 ms · ${line}`]);
+    assert.ok(host.output.text.includes(line));
   });
 
   it('says so when stats are asked for while the server is down', async () => {

@@ -69,7 +69,10 @@ describe('activate', () => {
       'vqlsp.debounceMs': 20,
       'vqlsp.diagnostics.unit': 'paragraph',
     });
-    state.activeTextEditor = { document: { uri: { toString: () => 'file:///a.txt' }, languageId: 'plaintext' } };
+    state.activeTextEditor = {
+      document: { uri: { toString: () => 'file:///a.txt' }, languageId: 'plaintext' },
+      selection: { active: { line: 2, character: 5 } },
+    };
     const ctx = context();
     await extension.activate(ctx as never);
     assert.deepEqual([...state.commands.keys()].sort(), ['vqlsp.restartServer', 'vqlsp.showDocumentStats', 'vqlsp.showOutput']);
@@ -95,6 +98,14 @@ describe('activate', () => {
     });
     assert.equal(state.statusItems[0].text, '$(symbol-keyword) tech 61%');
     assert.equal(state.statusItems[0].visible, true);
+
+    // Show Compute Stats asks for the active document with the cursor of its editor.
+    const requests: unknown[] = [];
+    client.sendRequest = (...args: unknown[]) => { requests.push(args); return Promise.resolve(null); };
+    await state.commands.get('vqlsp.showDocumentStats')?.();
+    assert.deepEqual(requests, [['workspace/executeCommand', {
+      command: 'vqlsp.documentStats', arguments: ['file:///a.txt', { line: 2, character: 5 }],
+    }]]);
 
     // workspace/configuration pulls get our options for "vqlsp" and the editor's answer otherwise.
     const answer = await client.clientOptions.middleware.workspace.configuration(

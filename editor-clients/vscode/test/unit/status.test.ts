@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
 import { isClassification } from '../../src/protocol';
-import { ClassificationStore, statsReport, statsSummary, statusText, statusTooltip } from '../../src/status';
+import { ClassificationStore, cursorCompute, statsReport, statsSummary, statusText, statusTooltip } from '../../src/status';
 import { classification } from './helpers';
 
 describe('isClassification', () => {
@@ -50,5 +50,23 @@ describe('status text', () => {
     assert.equal(statsSummary({}), 'vqlsp: no stats yet');
     assert.ok(statsReport(stats).includes('cachedMb: 3.5'));
     assert.ok(statsReport(stats).includes('probabilities: {"sport":0.873'));
+  });
+
+  it('puts the compute of the sentence under the cursor beside the document mean', () => {
+    const compute = { rowsPerToken: 0.5, learnersPerRow: null };
+    const stats = { ...classification(), compute, computeAtCursor: { rowsPerToken: 4, learnersPerRow: null, lastUpdate: true } };
+    const line = 'this sentence: 4.00 layers recomputed per token (document mean 0.50)';
+    assert.equal(cursorCompute(stats), line);
+    assert.equal(statsSummary(stats), `vqlsp: sport 87% · 812 tokens · reused 93% · 12.3 ms · ${line}`);
+    assert.equal(statsReport(stats).split('\n')[0], line);
+    const untouched = { compute, computeAtCursor: { rowsPerToken: 2, learnersPerRow: null, lastUpdate: false } };
+    assert.equal(cursorCompute(untouched),
+      'this sentence: none recomputed on the last update (document mean 0.50 layers per token; 2.00 when it was last computed)');
+    const acm = { compute: { rowsPerToken: 1, learnersPerRow: 2.5 }, computeAtCursor: { rowsPerToken: 3, learnersPerRow: 1.25, lastUpdate: true } };
+    assert.equal(cursorCompute(acm), 'this sentence: 3.00 layers recomputed per token (document mean 1.00); ACM learners per row 1.25 (document 2.50)');
+    // the cursor on no sentence (null), or a server that predates computeAtCursor
+    assert.equal(cursorCompute({ ...stats, computeAtCursor: null }), undefined);
+    assert.equal(cursorCompute({ ...classification() }), undefined);
+    assert.equal(statsSummary({ ...stats, computeAtCursor: null }), 'vqlsp: sport 87% · 812 tokens · reused 93% · 12.3 ms');
   });
 });
