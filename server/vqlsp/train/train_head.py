@@ -4,7 +4,10 @@
 
 Reads and checks the labelled file (``head_data``: any problem is one line that
 names the row, and nothing is written), computes the model's features of every
-text (``head_features``: cached, so a second run takes seconds), holds out a
+text (``head_features``: cached, so a second run takes seconds and, when every
+feature is cached, never loads the model; the training rows in bfloat16 where the
+hardware runs it natively, the validation rows always in float32, as the server
+computes them, so the report is the server's accuracy), holds out a
 stratified validation split, fits a logistic-regression head (``heads.fit_logistic``:
 L2 strength, and for a document head the pooling, chosen by validation accuracy),
 prints the validation report and writes, into DIR:
@@ -13,7 +16,7 @@ prints the validation report and writes, into DIR:
   (the server's ``heads`` option; ``model/head_files.py``);
 * ``config.json`` + ``model.safetensors``: a checkpoint, the base model with this
   head in place of its own head of that kind (the server's ``model`` option; it
-  stores only the heads and names its base);
+  stores only the heads and names its base: ``head_files.save_head_checkpoint``);
 * ``report.json`` and ``confusion.png``: the validation report.
 """
 
