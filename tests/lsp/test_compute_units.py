@@ -32,7 +32,7 @@ def test_hover_compares_the_sentence_with_the_document():
     line = compute_line(_pub(cost), span, "sentence")
     assert line == ("Compute for this sentence on the last update: 1.50 layers recomputed per token (document "
                     "mean 0.30); ACM learners per row 2.50 (document 2.00).")
-    assert line in hover_markdown(_pub(cost), span, "sentence", stale=False)
+    assert line in hover_markdown(_pub(cost), [span], "sentence", stale=False)
     older = compute_line(_pub(cost, revision=8), span, "sentence")
     assert older.startswith("Compute for this sentence: none on the last update (document mean 0.30")
     assert compute_line(_pub(cost), SpanResult(0, 10, "pos", {"pos": 1.0}), "sentence") is None

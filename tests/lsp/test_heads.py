@@ -19,7 +19,8 @@ editor = editor_fixture(["vscode-utf16"])
 
 @pytest.fixture(scope="module")
 def trained(tiny_model_dir, tmp_path_factory):
-    """A document head ("mood") and a span head ("tone") fitted on the tiny model's features."""
+    """A document head ("mood"), a sentence head ("tone") and a paragraph head ("style") fitted on
+    the tiny model's features."""
     root = tmp_path_factory.mktemp("extra-heads")
     rng = random.Random(0)
     words = {"calm": ["quiet", "gentle", "slow", "soft"], "loud": ["noisy", "sharp", "fast", "bright"]}
@@ -27,9 +28,10 @@ def trained(tiny_model_dir, tmp_path_factory):
             for i in range(60) for label in [("calm", "loud")[i % 2]]]
     data = root / "moods.jsonl"
     data.write_text("".join(json.dumps({"text": t, "label": lab}) + "\n" for t, lab in rows))
-    for name, kind in (("mood", "document"), ("tone", "span")):
+    for name, kind, unit in (("mood", "document", "sentence"), ("tone", "span", "sentence"),
+                             ("style", "span", "paragraph")):
         argv = ["train-head", str(data), "--kind", kind, "--out", str(root / name), "--base", str(tiny_model_dir),
-                "--device", "cpu", "--no-cache", "--quiet"]
+                "--device", "cpu", "--no-cache", "--quiet", "--unit", unit]
         assert main(argv) == 0
     return root
 
@@ -78,6 +80,37 @@ async def test_extra_heads_are_served_and_reloaded(editor: Editor, tiny_model_di
         (m for m in editor.client.messages if "cannot serve the head" in m.message), None))
     assert f"head file {trained / 'nowhere'} does not exist" in message.message
     await editor.until(heads_of(editor, uri, {"document", "mood"}))
+
+
+async def test_each_span_head_reads_its_own_unit_and_hover_shows_every_head(editor: Editor, tiny_model_dir, trained):
+    await editor.initialize({
+        "model": str(tiny_model_dir), "heads": [str(trained / "style"), str(trained / "tone")], "debounceMs": 0,
+        "diagnostics": {"threshold": 0.0},
+    })
+    uri = doc_uri("units.txt")
+    editor.open(uri, PROSE)
+    diagnostics = await editor.diagnostics(uri, 1)
+    by_head = {}
+    for d in diagnostics:
+        by_head.setdefault(d.data["head"], []).append(d)
+    assert set(by_head) == {"span", "tone", "style"}
+    assert len(by_head["span"]) == len(by_head["tone"]) == 5  # the model's own head and "tone": sentences
+    assert {d.data["unit"] for d in by_head["tone"]} == {"sentence"}
+    # "style" was trained on paragraphs: it reads PROSE's two paragraphs, whatever the other heads read
+    assert len(by_head["style"]) == 2 and {d.data["unit"] for d in by_head["style"]} == {"paragraph"}
+    assert all(d.message.startswith("style: paragraph reads as ") for d in by_head["style"])
+    assert [(d.range.start.line, d.range.end.line) for d in by_head["style"]] == [(0, 0), (2, 3)]
+
+    # hover in the second sentence: the model's own head first, then each extra head at that place
+    hover = await editor.client.text_document_hover_async(types.HoverParams(
+        text_document=types.TextDocumentIdentifier(uri=uri), position=types.Position(line=0, character=40)))
+    value = hover.contents.value
+    own, tone, style = (value.index(t) for t in ("This sentence: **", "Head **tone**, this sentence: **",
+                                                 "Head **style**, this paragraph: **"))
+    assert own < tone < style or own < style < tone
+    second = next(d for d in by_head["span"] if d.range.start.character > 0)  # "It approved the budget ..."
+    assert f"This sentence: **{second.data['label']}** ({second.data['probability']:.0%})" in value
+    assert value.count("| sentence label | probability |") == 2 and value.count("| paragraph label |") == 1
 
 
 def test_heads_option_parsing():

@@ -19,6 +19,10 @@ from vqlsp.model.checkpoint import load_checkpoint
 from vqlsp.model.head_files import HeadFileError, load_extra_heads, load_head
 from vqlsp.model.registry import load_model, load_tokenizer
 from vqlsp.text.segments import segment
+from vqlsp.train.head_data import read_labelled
+from vqlsp.train.head_features import checkpoint_fingerprint, example_features
+from vqlsp.train.head_report import head_metrics
+from vqlsp.train.train_head import _split
 
 WORDS = {"cats": ["meow", "purr", "whiskers", "kitten"], "dogs": ["woof", "bark", "puppy", "fetch"]}
 
@@ -68,9 +72,10 @@ def test_document_head_report_cache_and_outputs(tmp_path, tiny, capsys):
     assert metrics["accuracy"] > 0.6  # separable by words, even on a random model's features
     assert (out / "confusion.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
-    # the same texts again, other settings: features from the cache
-    assert train(data, out, tiny, "document", "--seed", "3", "--name", "pets2") == 0
-    assert "from the cache" in capsys.readouterr().out
+    # the same texts and split again, other settings: features from the cache, the model not loaded
+    assert train(data, out, tiny, "document", "--name", "pets2") == 0
+    printed = capsys.readouterr().out
+    assert "from the cache" in printed and "model loaded" not in printed
 
     # the checkpoint: the base with this head as its document head, the span head kept
     model, base = load_model(out, "cpu"), load_model(tiny, "cpu")
@@ -86,6 +91,39 @@ def test_document_head_report_cache_and_outputs(tmp_path, tiny, capsys):
     (head,) = load_extra_heads(base, [out])
     assert head.kind == "document" and head.labels == ["cats", "dogs"]
     assert torch.allclose(head.linear.weight, model.document_head.linear.weight)
+
+
+def test_training_features_in_bf16_validation_as_the_server_computes(tmp_path, tiny, capsys):
+    data = write_jsonl(tmp_path / "pets.jsonl", labelled_rows(60))
+    assert train(data, tmp_path / "a", tiny, "document", "--train-precision", "bf16") == 0
+    printed = capsys.readouterr().out
+    assert "48 training texts in bf16, 12 validation texts in float32" in printed
+    report = json.loads((tmp_path / "a" / "report.json").read_text())
+    assert report["features"] == {"train": "bf16", "validation": "fp32"}
+
+    # the validation features are the float32 model's (what the server computes), not bf16's
+    model, tokenizer = load_model(tiny, "cpu", weights="fp32"), load_tokenizer(tiny)
+    texts = [t for t, _ in labelled_rows(60)]
+    fingerprint = checkpoint_fingerprint(tiny)
+    everything, _, _ = example_features(lambda: model, fingerprint, tokenizer, "document", texts, progress=False,
+                                        use_cache=False)
+    in_bf16, _, _ = example_features(lambda: model, fingerprint, tokenizer, "document", texts, precision="bf16",
+                                     progress=False, use_cache=False)
+    assert not torch.allclose(in_bf16["mean"], everything["mean"], atol=1e-6)  # bf16 is a real change
+    head, _ = load_head(tmp_path / "a")
+    labelled = read_labelled(data)
+    _, val = _split(labelled, 0.2, 0)
+    with torch.no_grad():  # the report's confusion matrix is the head's on the float32 features
+        predicted = head.linear(everything[head.pooling][val]).argmax(1).tolist()
+    targets = torch.tensor(labelled.targets)[val].tolist()
+    assert report["metrics"]["confusion"] == head_metrics(labelled.labels, targets, predicted)["confusion"]
+
+    # float32 for every row: another split reads every feature from the cache
+    assert train(data, tmp_path / "b", tiny, "document", "--train-precision", "fp32") == 0
+    assert "computed (float32)" in capsys.readouterr().out
+    assert train(data, tmp_path / "b", tiny, "document", "--train-precision", "fp32", "--seed", "3") == 0
+    printed = capsys.readouterr().out
+    assert "from the cache" in printed and "model loaded" not in printed
 
 
 def test_span_head_and_a_worker_serving_several_heads(tmp_path, tiny):

@@ -88,6 +88,7 @@ class SpanResult:
     head: str = ""  # the span head's name (``SpanHead.name``)
     extra: bool = False  # from an extra head (served beside the model's own: ``model/head_files.py``)
     compute: SpanCompute | None = None  # its tokens' cost on the update that produced it
+    unit: str = ""  # what the span is ("sentence" | "paragraph"): its head's unit
 
     def shifted(self, delta: int) -> SpanResult:
         return self.moved(self.start + delta, self.end + delta)

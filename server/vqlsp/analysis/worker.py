@@ -267,6 +267,15 @@ class AnalysisWorker:
 
     # -- helpers -----------------------------------------------------------------------
 
+    def _span_heads_by_unit(self, unit: str) -> list[tuple[str, list[tuple[int, SpanHead]]]]:
+        """The span heads (with their place in ``span_heads``) grouped by the unit they read: the
+        model's own head reads ``unit`` (the ``diagnostics.unit`` option, else its own), an extra
+        head the unit it was trained on."""
+        groups: dict[str, list[tuple[int, SpanHead]]] = {}
+        for order, head in enumerate(self.span_heads):
+            groups.setdefault(unit if head is self.model.span_head else head.unit, []).append((order, head))
+        return list(groups.items())
+
     def _install(self, job: SectionJob, state: _Section, analyzer: Analyzer, notes: list[str]) -> None:
         doc = self.documents.setdefault(job.uri, _Document())
         if job.section in doc.dead:
@@ -279,28 +288,33 @@ class AnalysisWorker:
         self, job: SectionJob, analyzer: Analyzer, cost: UpdateCost, changed: int, t0: float, *,
         resynced: bool = False, settled: bool = False, notes: Sequence[str] = (), ms: float | None = None,
     ) -> SectionResult:
-        spans = token_spans(_segments(job), job.starts, job.ends)
-        hidden = analyzer.hidden() if spans and self.span_heads else None
-        outputs = span_outputs(self.span_heads, hidden, [(a, b) for _, _, a, b in spans])
-        span_results = tuple(
-            SpanResult(cs, ce, out.label, out.probabilities, out.head, extra=k > 0 or self.model.span_head is None,
-                       compute=cost.span_compute(t0, t1, job.revision))
-            for (cs, ce, t0, t1), outs in zip(spans, outputs) for k, out in enumerate(outs)
-        )
+        span_results = []
+        hidden = None
+        for unit, heads in self._span_heads_by_unit(job.unit):
+            spans = token_spans(_segments(job, unit), job.starts, job.ends)
+            if spans and hidden is None:
+                hidden = analyzer.hidden()
+            outputs = span_outputs([h for _, h in heads], hidden, [(a, b) for _, _, a, b in spans])
+            span_results += [
+                (cs, order, SpanResult(cs, ce, out.label, out.probabilities, out.head, extra=head is not self.model.span_head,
+                                       compute=cost.span_compute(t0, t1, job.revision), unit=unit))
+                for (cs, ce, t0, t1), outs in zip(spans, outputs) for (order, head), out in zip(heads, outs)
+            ]
+        span_results.sort(key=lambda r: r[:2])  # by place, then the model's own head before extra heads
         return SectionResult(
-            section=job.section, revision=job.revision, tokens=len(job.ids), spans=span_results, cost=cost,
+            section=job.section, revision=job.revision, tokens=len(job.ids), spans=tuple(r for _, _, r in span_results), cost=cost,
             changed_tokens=changed, ms=ms if ms is not None else (time.perf_counter() - t0) * 1e3,
             engine=analyzer.kind, drift=analyzer.drift, settled=settled, resynced=resynced, notes=tuple(notes),
         )
 
 
-def _segments(job: SectionJob) -> list[tuple[int, int]]:
-    """The section's sentences or paragraphs, read with the text before it as context (a
-    span that starts there belongs to the section before)."""
+def _segments(job: SectionJob, unit: str) -> list[tuple[int, int]]:
+    """The section's sentences or paragraphs (``unit``), read with the text before it as context
+    (a span that starts there belongs to the section before)."""
     if not job.context:
-        return [(s.start, s.end) for s in segment(job.text, job.unit, job.language)]
+        return [(s.start, s.end) for s in segment(job.text, unit, job.language)]
     skip = len(job.context)
-    found = segment(job.context + job.text, job.unit, job.language)
+    found = segment(job.context + job.text, unit, job.language)
     return [(s.start - skip, s.end - skip) for s in found if s.start >= skip]
 
 

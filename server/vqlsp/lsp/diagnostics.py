@@ -50,12 +50,23 @@ SEVERITY = {
 }
 
 
+def spans_at(spans: Sequence[SpanResult], offset: int) -> list[SpanResult]:
+    """The spans holding code-point ``offset`` (its end counts: the cursor sits after the last
+    char), one per head (the later where two of a head's spans meet there): the model's own
+    head's first, then the extra heads'. ``spans`` are in order of their starts."""
+    i = bisect_right([s.start for s in spans], offset)
+    per_head: dict[str, SpanResult] = {}
+    for span in spans[:i]:
+        if offset <= span.end:
+            per_head.pop(span.head, None)
+            per_head[span.head] = span
+    return sorted(per_head.values(), key=lambda s: (s.extra, s.start))
+
+
 def span_at(spans: Sequence[SpanResult], offset: int) -> SpanResult | None:
-    """The span holding code-point ``offset`` (its end counts: the cursor sits after the last char)."""
-    i = bisect_right([s.start for s in spans], offset) - 1
-    if i >= 0 and offset <= spans[i].end:
-        return spans[i]
-    return None
+    """The first of ``spans_at``: the model's own head's span at ``offset`` where there is one."""
+    found = spans_at(spans, offset)
+    return found[0] if found else None
 
 
 @dataclass(frozen=True)
@@ -151,11 +162,11 @@ def _diagnostic_json(span: SpanResult, unit: str, doc: Document, codec: Position
     return {
         "range": {"start": {"line": start.line, "character": start.character},
                   "end": {"line": end.line, "character": end.character}},
-        "message": f"{span.head + ': ' if span.extra else ''}{unit} reads as {span.label} ({p:.0%})",
+        "message": f"{span.head + ': ' if span.extra else ''}{span.unit or unit} reads as {span.label} ({p:.0%})",
         "severity": int(SEVERITY[severity]),
         "source": SOURCE,
         "code": span.label,
-        "data": {"label": span.label, "probability": p, "probabilities": span.probabilities, "unit": unit,
+        "data": {"label": span.label, "probability": p, "probabilities": span.probabilities, "unit": span.unit or unit,
                  "head": span.head},
     }
 

@@ -1,8 +1,11 @@
-"""Hover text: the document's label and probabilities; the span under the cursor, with all its
-label probabilities and whether (and why not) it has a diagnostic; the compute the last update
-saved by reusing the cached state."""
+"""Hover text: the document's label and probabilities; the spans under the cursor (the model's
+own span head's first, then each extra head's for the same place), each with all its label
+probabilities and whether (and why not) it has a diagnostic; the compute the last update saved by
+reusing the cached state."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from lsprotocol import types
 
@@ -19,9 +22,10 @@ def _bars(probabilities: dict[str, float]) -> list[str]:
 
 
 def hover_markdown(
-    pub: Publication, span: SpanResult | None, unit: str, stale: bool,
+    pub: Publication, spans: Sequence[SpanResult], unit: str, stale: bool,
     options: DiagnosticOptions | None = None, silence: Silence | None = None,
 ) -> str:
+    """``spans``: those under the cursor (``diagnostics.spans_at``), the model's own head's first."""
     label = pub.label
     lines = []
     if label is not None:
@@ -29,12 +33,15 @@ def hover_markdown(
         lines += ["| label | probability |", "|---|---|", *_bars(label.probabilities), ""]
     else:
         lines += ["**vqlsp**: this model has no document head", ""]
-    if span is not None:
+    for span in spans:
         p = span.probabilities[span.label]
-        lines += [f"This {unit}: **{span.label}** ({p:.0%})", ""]
-        lines += [f"| {unit} label | probability |", "|---|---|", *_bars(span.probabilities), ""]
+        what = span.unit or unit
+        title = f"Head **{span.head}**, this {what}" if span.extra else f"This {what}"
+        lines += [f"{title}: **{span.label}** ({p:.0%})", ""]
+        lines += [f"| {what} label | probability |", "|---|---|", *_bars(span.probabilities), ""]
         lines += [verdict(span, options or DiagnosticOptions(), silence or Silence()), ""]
-    if (compute := compute_line(pub, span, unit)) is not None:
+    span = spans[0] if spans else None
+    if (compute := compute_line(pub, span, span.unit or unit if span else unit)) is not None:
         lines += [compute, ""]
     cost = pub.cost
     if cost.full_pass:
@@ -71,8 +78,8 @@ def compute_line(pub: Publication, span: SpanResult | None, unit: str) -> str | 
 
 
 def lsp_hover(
-    pub: Publication, span: SpanResult | None, unit: str, stale: bool,
+    pub: Publication, spans: Sequence[SpanResult], unit: str, stale: bool,
     options: DiagnosticOptions | None = None, silence: Silence | None = None,
 ) -> types.Hover:
-    value = hover_markdown(pub, span, unit, stale, options, silence)
+    value = hover_markdown(pub, spans, unit, stale, options, silence)
     return types.Hover(contents=types.MarkupContent(kind=types.MarkupKind.Markdown, value=value))

@@ -24,7 +24,7 @@ from vqlsp.text.positions import InvalidRange
 
 from .actions import IGNORE_IN_WORKSPACE_COMMAND, code_actions, command_arguments
 from .core import HOVER_WAIT_S, RESULT_WAIT_S, STATS_COMMAND, VqlspServer, short_name
-from .diagnostics import document_stats, lsp_full_report, span_at
+from .diagnostics import document_stats, lsp_full_report, spans_at
 from .documents import UnknownDocument
 from .hover import lsp_hover
 from .ignore_file import IGNORE_FILE, IgnoreFileError
@@ -141,8 +141,8 @@ def build_server(*, dense: bool = False, loop_lag: bool = False) -> VqlspServer:
             offset = doc.text.offset_at(params.position, ls.store.codec)
         except InvalidRange:  # inside a character (between the halves of a surrogate pair)
             offset = None
-        span = span_at(doc.current_spans(), offset) if offset is not None else None
-        return lsp_hover(publication, span, ls.unit(), stale=current is None,
+        spans = spans_at(doc.current_spans(), offset) if offset is not None else []
+        return lsp_hover(publication, spans, ls.unit(), stale=current is None,
                          options=ls.options.diagnostics, silence=ls.silence(doc))
 
     @server.feature(

@@ -26,7 +26,12 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
+from .checkpoint import FORMAT as CHECKPOINT_FORMAT
+from .checkpoint import FORMAT_VERSION as CHECKPOINT_VERSION
+from .checkpoint import WEIGHTS, checkpoint_source, read_config
+from .config import ModelConfig
 from .heads import KINDS, DocumentHead, SpanHead
+from .registry import model_dir
 from .transformer import VQTransformer
 
 FORMAT = "vqlsp-head"
@@ -141,3 +146,29 @@ def load_extra_heads(model: VQTransformer, paths: Sequence[str | Path], taken: s
         taken.add(head.name)
         heads.append(head.to(device=model.device, dtype=model.embed.weight.dtype))
     return heads
+
+
+def save_head_checkpoint(
+    directory: str | Path, base: str | Path | None, head: Head, info: dict[str, Any] | None = None
+) -> Path:
+    """Write a checkpoint that is the checkpoint ``base`` (None: the shipped default) with
+    ``head`` in place of its own head of that kind, storing only the heads (its weights are
+    the base's: ``weights: "external"``). Reads the base's files; never loads the model."""
+    source_dir = model_dir(base)
+    config = read_config(source_dir)
+    heads = dict(config.get("heads") or {})
+    heads[head.kind] = head.config()
+    prefixes = tuple(f"{kind}_head." for kind in heads if kind != head.kind)
+    with safe_open(str(source_dir / WEIGHTS), framework="pt") as f:
+        kept = {k: f.get_tensor(k) for k in f.keys() if k.startswith(prefixes)}  # noqa: SIM118
+    own = {f"{head.kind}_head.{k}": v.detach().float().cpu().contiguous() for k, v in head.state_dict().items()}
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    save_file({**kept, **own}, str(directory / WEIGHTS), metadata={"format": "pt"})
+    written = {
+        "format": CHECKPOINT_FORMAT, "format_version": CHECKPOINT_VERSION,
+        "model": ModelConfig.from_dict(config["model"]).to_dict(), "heads": heads,
+        "base": {"source": checkpoint_source(base), "weights": "external"}, "info": info or {},
+    }
+    (directory / "config.json").write_text(json.dumps(written, indent=2) + "\n")
+    return directory
