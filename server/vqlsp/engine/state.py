@@ -60,8 +60,6 @@ class SessionState:
         self.appended = 0  # tokens given fresh slots out of document order since the last compaction
         self.order = torch.zeros(0, dtype=torch.long, device=device)
         self.rank = torch.zeros(0, dtype=torch.long, device=device)
-        self._views_of: int | None = None  # address of ``x`` when ``_layers`` were made
-        self._layers: dict[int, LayerState] = {}
         self._alloc(capacity)
 
     def _shapes(self) -> dict[str, tuple[tuple[int | None, ...], torch.dtype]]:
@@ -110,7 +108,6 @@ class SessionState:
         rank = torch.full((capacity,), -1, dtype=torch.long, device=self.device)
         rank[: self.used] = self.rank[: self.used]
         self.rank = rank
-        self._views_of = None  # the layers' views are of the old buffers
         self.capacity = capacity
 
     def compact(self) -> None:
@@ -162,26 +159,9 @@ class SessionState:
         lowest = int(tail.min()) if len(tail) else self.used
         return Rearranged(deleted_slots, _cat(inserted, self.device), lowest)
 
-    def __getstate__(self) -> dict:
-        """What a copy takes (``IncrementalSession.fork``): not the layers' views, which a
-        copy makes afresh over its own buffers."""
-        state = dict(self.__dict__)
-        state.pop("_layers", None)
-        state["_views_of"] = None
-        return state
-
     def layer(self, layer: int, pad=lambda slots: slots) -> LayerState:
-        """Layer ``layer``'s rows and their verbs (``pad``: see ``LayerState``). Its views of
-        the buffers are made once and kept while the buffers stay where they are (not
-        reallocated, not a copy of this state: the key is the address of ``x``)."""
-        key = self.x.data_ptr()
-        if self._views_of != key:
-            self._views_of, self._layers = key, {}
-        rows = self._layers.get(layer)
-        if rows is None:
-            rows = self._layers[layer] = LayerState(self, layer, pad)
-        rows.pad = pad
-        return rows
+        """Layer ``layer``'s rows and their verbs (``pad``: see ``LayerState``)."""
+        return LayerState(self, layer, pad)
 
     def bytes_per_token(self) -> int:
         """State bytes held per slot (every buffer's row, all layers, and the slot's rank)."""
