@@ -61,7 +61,6 @@ class ChangeApplier:
         self.slice_changes, self.slice_s = slice_changes, slice_s
         self._queues: dict[str, deque[tuple[int, Changes]]] = {}  # uri -> messages not yet begun
         self._tasks: dict[str, asyncio.Task] = {}  # uri -> the task applying its queue
-        self._idle: dict[str, asyncio.Event] = {}  # uri -> set once nothing is pending
         self.sliced = 0  # messages applied in more than one slice (stats)
 
     def pending(self, uri: str) -> bool:
@@ -79,13 +78,12 @@ class ChangeApplier:
             return
         self._queues.setdefault(uri, deque()).append((version, changes))
         if uri not in self._tasks:
-            self._idle[uri] = asyncio.Event()
             self._tasks[uri] = asyncio.get_running_loop().create_task(self._drain(uri))
 
     async def applied(self, uri: str) -> None:
         """Wait until every ``didChange`` of ``uri`` received so far is applied."""
-        while (idle := self._idle.get(uri)) is not None and uri in self._tasks:
-            await idle.wait()
+        while (task := self._tasks.get(uri)) is not None:
+            await asyncio.wait([task])  # (neither raises if it was cancelled, nor cancels it)
 
     def discard(self, uri: str) -> None:
         """``uri`` was closed or opened again: what is pending for it no longer applies."""
@@ -93,8 +91,6 @@ class ChangeApplier:
         task = self._tasks.pop(uri, None)
         if task is not None:
             task.cancel()
-        if (idle := self._idle.pop(uri, None)) is not None:
-            idle.set()
 
     async def _drain(self, uri: str) -> None:
         queue = self._queues[uri]
@@ -130,5 +126,3 @@ class ChangeApplier:
             if self._tasks.get(uri) is asyncio.current_task():
                 del self._tasks[uri]
                 self._queues.pop(uri, None)
-                if (idle := self._idle.pop(uri, None)) is not None:
-                    idle.set()
