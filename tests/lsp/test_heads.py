@@ -46,6 +46,14 @@ def heads_of(editor: Editor, uri: str, names: set[str]):
     return found
 
 
+def group_by_head(diagnostics) -> dict[str, list]:
+    """Diagnostics by the head that gave them (``data.head``), in order."""
+    by_head: dict[str, list] = {}
+    for d in diagnostics:
+        by_head.setdefault(d.data["head"], []).append(d)
+    return by_head
+
+
 async def test_extra_heads_are_served_and_reloaded(editor: Editor, tiny_model_dir, trained):
     await editor.initialize({
         "model": str(tiny_model_dir), "heads": [str(trained / "mood"), str(trained / "tone")], "debounceMs": 0,
@@ -57,9 +65,7 @@ async def test_extra_heads_are_served_and_reloaded(editor: Editor, tiny_model_di
     assert c["label"] == c["heads"]["document"]["label"] and c["probabilities"] == c["heads"]["document"]["probabilities"]
     assert set(c["heads"]["mood"]["probabilities"]) == {"calm", "loud"}
     diagnostics = await editor.diagnostics(uri, 1)
-    by_head = {}
-    for d in diagnostics:
-        by_head.setdefault(d.data["head"], []).append(d)
+    by_head = group_by_head(diagnostics)
     assert set(by_head) == {"span", "tone"} and len(by_head["span"]) == len(by_head["tone"]) == 5
     assert all(d.message.startswith("tone: sentence reads as ") for d in by_head["tone"])
     assert all(d.message.startswith("sentence reads as ") for d in by_head["span"])  # the model's own, as before
@@ -90,9 +96,7 @@ async def test_each_span_head_reads_its_own_unit_and_hover_shows_every_head(edit
     uri = doc_uri("units.txt")
     editor.open(uri, PROSE)
     diagnostics = await editor.diagnostics(uri, 1)
-    by_head = {}
-    for d in diagnostics:
-        by_head.setdefault(d.data["head"], []).append(d)
+    by_head = group_by_head(diagnostics)
     assert set(by_head) == {"span", "tone", "style"}
     assert len(by_head["span"]) == len(by_head["tone"]) == 5  # the model's own head and "tone": sentences
     assert {d.data["unit"] for d in by_head["tone"]} == {"sentence"}

@@ -71,6 +71,16 @@ local function settings(overrides)
   }, overrides or {})
 end
 
+-- :VqlspStatus's message (the first one it shows)
+local function status_message()
+  T.messages = {}
+  vim.cmd('VqlspStatus')
+  T.wait('the stats message', function()
+    return #T.messages > 0
+  end)
+  return T.messages[1].msg
+end
+
 local function contains(list, wanted)
   for _, item in ipairs(list) do
     if item == wanted then
@@ -183,12 +193,7 @@ return {
   end },
 
   { ':VqlspStatus shows the compute stats of this buffer', function()
-    T.messages = {}
-    vim.cmd('VqlspStatus')
-    T.wait('the stats message', function()
-      return #T.messages > 0
-    end)
-    local msg = T.messages[1].msg
+    local msg = status_message()
     T.ok(msg:find('vqlsp: ' .. status.results[bufnr].label, 1, true), 'label in ' .. msg)
     T.ok(msg:find('version: ' .. lsp_version(), 1, true), 'current version in ' .. msg)
     T.ok(msg:find('textHash: ' .. vim.fn.sha256(buffer_text()), 1, true), 'text hash in ' .. msg)
@@ -221,12 +226,7 @@ return {
     T.ok(line:find(string.format('this sentence: %.2f layers recomputed per token (document mean %.2f)',
       under.compute.rowsPerToken, stats.compute.rowsPerToken), 1, true), line)
     -- :VqlspStatus sends the cursor too and shows that line under the label
-    T.messages = {}
-    vim.cmd('VqlspStatus')
-    T.wait('the stats message', function()
-      return #T.messages > 0
-    end)
-    local msg = T.messages[1].msg
+    local msg = status_message()
     T.eq(vim.split(msg, '\n')[2], line, 'second line of ' .. msg)
   end },
 
