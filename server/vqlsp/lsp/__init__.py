@@ -11,6 +11,7 @@ Protocol, scheduling and publishing only: no torch here (the analysis runs in
     options.py      camelCase settings -> nested dataclasses, problems reported, defaults kept
     documents.py    DocumentStore: one record per document (text, tokens, sections, versions,
                     what was published, who waits); cuts read-only SectionJobs
+    changes.py      didChanges applied in order; a long one a slice at a time, the loop free between
     scheduler.py    per-document debounce / coalescing, one update in flight per document
     jobs.py         the inference thread's priority queue: the active document first
     diagnostics.py  lsp_* builders: span diagnostics (per-label rules, what ignores silence),
@@ -19,6 +20,9 @@ Protocol, scheduling and publishing only: no torch here (the analysis runs in
     actions.py      code actions: ignore this sentence / this label in the file / in the workspace
     ignore_file.py  .vqlsp.json: labels ignored in a workspace folder
     scope.py        excludePatterns and maxFileLength: documents left alone
+    heap.py         freed memory handed back to the OS after a burst of closes (malloc_trim)
+    collector.py    the garbage collector kept off the loop: long-lived objects frozen, pauses metered
+    loop_lag.py     how late the event loop wakes up (``serve --loop-lag``, for benchmarks)
     client.py       a minimal stdio client (demo, benchmarks)
     demo.py         ``vqlsp demo``
 
@@ -54,7 +58,9 @@ hover, quick-fix ``textDocument/codeAction``, ``$/progress``):
   ``resultsDropped`` (server-wide); ``compute`` (the last update's layers
   recomputed per token, ``rowsPerToken``, and ACM ``learnersPerRow``) and each
   span's own ``compute`` on its last update; ``[uri, {line, character}]`` adds
-  ``computeAtCursor``, the sentence at that position (issue 15);
+  ``computeAtCursor``, the sentence at that position (issue 15); ``changesSliced``
+  (didChanges applied in more than one slice) and ``gc`` (collections and the longest,
+  per generation);
 * command ``vqlsp.ignoreLabelInWorkspace`` ``[label, uri]`` (what the workspace code
   action runs) -> ``{ignored, file}``: the label is added to ``.vqlsp.json`` of the
   workspace folder holding ``uri``, and every document's diagnostics are republished.
