@@ -154,8 +154,8 @@ def test_shapes_are_a_function_of_the_bucket_key():
         if session.last_stats.redos == 0:
             per_key.setdefault(keys[-1], set()).add(frozenset(log.signatures))
     sizes = {bucket_size(r) for r in range(0, 1000)}
-    for bucket, search_bucket, _undo, tail, gone, _capacity in per_key:
-        assert {bucket, search_bucket, tail, gone} <= sizes
+    for bucket, search_bucket, _undo, tail, keys, gone, capacity in per_key:
+        assert {bucket, search_bucket, tail, gone} <= sizes and (keys in sizes or keys == capacity)
     assert all(len(shape_sets) == 1 for shape_sets in per_key.values()), "one key, several shape sets"
     static_shapes = set().union(*(next(iter(s)) for s in per_key.values()))
     assert len(per_key) < 20

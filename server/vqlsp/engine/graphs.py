@@ -1,7 +1,7 @@
 """The static layer loop replayed as captured CUDA graphs: one graph per shape.
 
 ``static_loop.run_layers`` has no host sync and its shapes depend only on
-``StaticEdit.shape_key`` (bucket, undo on/off, tail size, padded deleted keys, capacity),
+``StaticEdit.shape_key`` (buckets, undo on/off, tail size, key range, deleted keys, capacity),
 so it can be captured once per key and replayed: one launch for every kernel of every
 layer, the way serving engines capture one graph per padded batch size. The first edit
 with a new key runs eagerly (on a side stream, which also warms cuBLAS and the caching

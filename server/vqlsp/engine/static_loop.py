@@ -25,7 +25,7 @@ where the dynamic loop updates only what a changed key reaches: on a GPU that co
 on the CPU it is why the dynamic loop stays the default there.
 
 ``run_layers`` is a function of the model, the state's buffers and a ``StaticEdit`` whose
-Python-level facts (bucket, tail size, padded deleted-key count, capacity, undo on/off) fix
+Python-level facts (buckets, tail size, key range, padded deleted-key count, capacity, undo) fix
 every shape: the unit a CUDA graph captures (``graphs.py``).
 """
 
@@ -65,12 +65,14 @@ class StaticEdit:
     gone_v: torch.Tensor
     gone_coord: torch.Tensor  # (G,) their doubled coordinates, padded with NEVER
     gone: torch.Tensor  # 0-d long: how many deleted keys are real
+    keys: int  # attention in full reads the key slots below this (``used`` padded to a bucket)
     first: torch.Tensor  # 0-d long: the first index whose row may change
     n: torch.Tensor  # 0-d long: tokens after the edit
 
     def shape_key(self, state: SessionState) -> tuple:
         """What fixes every shape of the loop (one captured graph per key)."""
-        return self.bucket, self.search_bucket, self.undo, self.tail.numel(), self.gone_coord.numel(), state.capacity
+        return (self.bucket, self.search_bucket, self.undo, self.tail.numel(), self.keys, self.gone_coord.numel(),
+                state.capacity)
 
 
 def prepare(
@@ -101,6 +103,7 @@ def prepare(
         gone_v=torch.nn.functional.pad(gone_v, (0, 0, 0, pad)),
         gone_coord=torch.nn.functional.pad(gone_coord, (0, pad), value=NEVER),
         gone=torch.tensor(g, device=dev),
+        keys=min(bucket_size(st.used), st.capacity),
         first=torch.tensor(first, device=dev),
         n=torch.tensor(st.n, device=dev),
     )
@@ -177,7 +180,7 @@ def _layer(model, st: SessionState, policy: RecomputePolicy, edit: StaticEdit, l
     # 3. attention in full: fresh rows and cancelled updates, or the whole tail
     full_mask = torch.where(attend_all, edit.in_tail, fresh_mask | mask_of(tail, redo, slots))
     full, n_full = take(full_mask, size, sink)
-    _attend(rows, full, rank)
+    _attend(rows, full, rank, edit.keys)
     # 4. code search where the slack ran out, and for every row attended in full
     searched_mask = full_mask | mask_of(tail, look, slots)
     searched, n_searched = take(searched_mask, edit.search_bucket, sink)
@@ -202,10 +205,11 @@ def _layer(model, st: SessionState, policy: RecomputePolicy, edit: StaticEdit, l
     return out_mask, counts
 
 
-def _attend(rows: LayerState, slots: torch.Tensor, rank: torch.Tensor) -> None:
-    """Attention in full of ``slots`` over every slot (sink included, as a key no row sees);
-    a padded row attends as if at index 0, so that its output (never read) stays finite."""
-    o, lse = attend_rows(rows.q[:, slots], rank[slots].clamp_min(0), rows.k, rows.v, rank)
+def _attend(rows: LayerState, slots: torch.Tensor, rank: torch.Tensor, keys: int) -> None:
+    """Attention in full of ``slots`` over the key slots below ``keys`` (free ones are masked
+    by their rank); a padded row attends as if at index 0, so that its output (never read)
+    stays finite."""
+    o, lse = attend_rows(rows.q[:, slots], rank[slots].clamp_min(0), rows.k[:, :keys], rows.v[:, :keys], rank[:keys])
     rows.o[:, slots], rows.lse[:, slots] = o, lse
 
 
