@@ -32,6 +32,7 @@ every shape: the unit a CUDA graph captures (``graphs.py``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import torch
 
@@ -95,10 +96,10 @@ def prepare(
         search_bucket=search_bucket,
         undo=min(bucket, search_bucket) < len(tail_rows),
         tail=tail,
-        in_tail=mask_of(tail_rows, torch.ones_like(tail_rows, dtype=torch.bool), slots),
+        in_tail=mask_of(tail_rows, slots),
         is_new=torch.cat([is_new, is_new.new_zeros(slots - len(is_new))]),
-        rotated=mask_of(rotated, torch.ones_like(rotated, dtype=torch.bool), slots),
-        changed=mask_of(changed, torch.ones_like(changed, dtype=torch.bool), slots),
+        rotated=mask_of(rotated, slots),
+        changed=mask_of(changed, slots),
         gone_k=torch.nn.functional.pad(gone_k, (0, 0, 0, pad)),
         gone_v=torch.nn.functional.pad(gone_v, (0, 0, 0, pad)),
         gone_coord=torch.nn.functional.pad(gone_coord, (0, pad), value=NEVER),
@@ -109,22 +110,36 @@ def prepare(
     )
 
 
+class Overwritten(NamedTuple):
+    """The rows one layer overwrote, as they were: every other row it wrote lies in the tail."""
+
+    layer: int
+    fresh: torch.Tensor  # slots given new q, k, v, and their old (q, k, v)
+    qkv: tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+    tail: torch.Tensor  # the tail's slots and their old (o, lse, slack) (attention and search write there)
+    attention: tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+    searched: torch.Tensor  # slots whose codes were searched, and their old codes
+    codes: torch.Tensor
+    out: torch.Tensor  # slots whose output was written, and their old outputs
+    x_out: torch.Tensor
+
+
 @dataclass
 class UndoLog:
     """What each layer of a speculative run overwrote, to put back if it overflowed."""
 
-    layers: list[tuple] = field(default_factory=list)
+    layers: list[Overwritten] = field(default_factory=list)
 
     @torch.inference_mode()
     def restore(self, state: SessionState) -> None:
         """Put every overwritten row back, last layer first (the sink may get any of its
         padded copies' values: no token reads it)."""
-        for layer, fresh, qkv, tail, attention, searched, codes, out, x in reversed(self.layers):
-            rows = state.layer(layer)
-            rows.x_out[out] = x
-            rows.codes[searched] = codes
-            rows.o[:, tail], rows.lse[:, tail], rows.slack[:, tail] = attention
-            rows.q[:, fresh], rows.k[:, fresh], rows.v[:, fresh] = qkv
+        for w in reversed(self.layers):
+            rows = state.layer(w.layer)
+            rows.x_out[w.out] = w.x_out
+            rows.codes[w.searched] = w.codes
+            rows.o[:, w.tail], rows.lse[:, w.tail], rows.slack[:, w.tail] = w.attention
+            rows.q[:, w.fresh], rows.k[:, w.fresh], rows.v[:, w.fresh] = w.qkv
 
 
 @dataclass
@@ -178,20 +193,20 @@ def _layer(model, st: SessionState, policy: RecomputePolicy, edit: StaticEdit, l
     redo = cancelled.any(0) & ~skip
     look = policy.must_search(slack) & ~skip & ~redo & (n_keys > 0) & ~attend_all
     # 3. attention in full: fresh rows and cancelled updates, or the whole tail
-    full_mask = torch.where(attend_all, edit.in_tail, fresh_mask | mask_of(tail, redo, slots))
+    full_mask = torch.where(attend_all, edit.in_tail, fresh_mask | mask_of(tail, slots, redo))
     full, n_full = take(full_mask, size, sink)
     _attend(rows, full, rank, edit.keys)
     # 4. code search where the slack ran out, and for every row attended in full
-    searched_mask = full_mask | mask_of(tail, look, slots)
+    searched_mask = full_mask | mask_of(tail, slots, look)
     searched, n_searched = take(searched_mask, edit.search_bucket, sink)
     old_codes = rows.codes[searched]
     flips = rows.search(searched, block.vq.codebook) & (searched_mask[searched] & ~edit.is_new[searched]).unsqueeze(1)
     # 5. W_o + MLP for rows whose input or codes changed
-    out_mask = changed | mask_of(searched, flips.any(-1), slots)
+    out_mask = changed | mask_of(searched, slots, flips.any(-1))
     out, n_out = take(out_mask, size, sink)
     if undo is not None:
-        undo.layers.append((layer, fresh, (old_q, old_k, old_v), tail, before, searched, old_codes, out,
-                            rows.x_out[out]))
+        undo.layers.append(Overwritten(layer, fresh, (old_q, old_k, old_v), tail, before, searched, old_codes, out,
+                                       rows.x_out[out]))
     rows.finish(out, block)
     touched = out_mask | edit.rotated
     work += touched

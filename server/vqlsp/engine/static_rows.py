@@ -31,10 +31,11 @@ def take(mask: torch.Tensor, size: int, fill: int) -> tuple[torch.Tensor, torch.
     return index, mask.sum()
 
 
-def mask_of(slots: torch.Tensor, values: torch.Tensor, length: int) -> torch.Tensor:
-    """(length,) bool: ``values`` (R,) bool scattered to ``slots`` (R,). A slot listed more
-    than once (the sink, as padding) must carry the same value each time."""
-    return torch.zeros(length, dtype=torch.bool, device=slots.device).index_put_((slots,), values)
+def mask_of(slots: torch.Tensor, length: int, values: torch.Tensor | None = None) -> torch.Tensor:
+    """(length,) bool: ``values`` (R,) bool (default: all True) scattered to ``slots`` (R,). A
+    slot listed more than once (the sink, as padding) must carry the same value each time."""
+    mask = torch.zeros(length, dtype=torch.bool, device=slots.device)
+    return mask.index_put_((slots,), torch.ones((), dtype=torch.bool, device=slots.device) if values is None else values)
 
 
 @dataclass(frozen=True)
