@@ -26,7 +26,7 @@ from vqlsp.engine.sync_guard import HostSync, ShapeLog, no_host_sync, product_sh
 from .models import VOCAB, tiny_model, tiny_q4_model
 from .test_session import check_against_dense, run_sequence
 
-SMALL = RowBuckets(headroom=1.0, growth=2)  # first buckets of 8 rows: later layers overflow them
+SMALL = RowBuckets(minimum=8, headroom=1.0, growth=2)  # first buckets of 8 rows: later layers overflow them
 RUN_LAYERS = static_loop.run_layers
 
 
@@ -237,7 +237,7 @@ def test_static_loop_options():
 
 def test_row_buckets_grow_up_to_the_tail():
     b = RowBuckets()
-    assert b.first(3, 1000) == 8 and b.first(3, 1000, last_peak=40) == 128
+    assert b.first(3, 1000) == 64 and b.first(3, 1000, last_peak=40) == 128
     assert b.first(50, 20) == 32  # never past the tail's bucket
     assert b.grow(8, 1000) == 32 and b.grow(512, 600) == 640
     assert b.grow(8, 1000, needed=100) == 256  # twice what the overflowing layer counted
