@@ -304,20 +304,7 @@ class IncrementalSession:
             st, changed, rotated, call.is_new, call.gone_k, call.gone_v, call.gone_coord, call.first,
             buckets.first(first_rows, tail, self._peak), buckets.first(first_rows, tail, self._search_peak),
         )
-        while True:
-            result = self._loop(self.model, st, self.recompute, edit)
-            counts = result.counts.tolist()  # the loop's one read on the host
-            over = next((row for row in counts if row[static_loop.OVERFLOW]), None)
-            if over is None:
-                break
-            result.undo.restore(st)  # then redo, with buckets sized by what the first overflowing layer counted
-            stats.redos += 1
-            needed = max(over[c] for c in static_loop.ROW_COLUMNS)
-            if needed > edit.bucket:
-                edit.bucket = buckets.grow(edit.bucket, tail, needed)
-            if over[static_loop.SEARCHED] > edit.search_bucket:
-                edit.search_bucket = buckets.grow(edit.search_bucket, tail, over[static_loop.SEARCHED])
-            edit.undo = min(edit.bucket, edit.search_bucket) < tail
+        result, counts = self._run_static(edit, tail, stats)
         stats.bucket = edit.bucket
         self._peak = max(row[c] for row in counts for c in static_loop.ROW_COLUMNS)
         self._search_peak = max(row[static_loop.SEARCHED] for row in counts)
@@ -333,6 +320,30 @@ class IncrementalSession:
         self._work, self._learners = result.work[: st.capacity], None
         self._final(result.out.nonzero().squeeze(1), stats)
         stats.row_work = self._work[st.order]
+
+    def _run_static(
+        self, edit: static_loop.StaticEdit, tail: int, stats: UpdateStats
+    ) -> tuple[static_loop.LoopResult, list[list[int]]]:
+        """Run the loop, read its counts (the one host read), and while a set overflowed its
+        bucket put the state back and run again with larger buckets, sized by what the first
+        overflowing layer counted. Returns the last run and its counts, per layer."""
+        while True:
+            result = self._loop(self.model, self.state, self.recompute, edit)
+            counts = result.counts.tolist()
+            over = next((row for row in counts if row[static_loop.OVERFLOW]), None)
+            if over is None:
+                return result, counts
+            result.undo.restore(self.state)
+            stats.redos += 1
+            before = edit.bucket, edit.search_bucket
+            needed = max(over[c] for c in static_loop.ROW_COLUMNS)
+            if needed > edit.bucket:
+                edit.bucket = self.row_buckets.grow(edit.bucket, tail, needed)
+            if over[static_loop.SEARCHED] > edit.search_bucket:
+                edit.search_bucket = self.row_buckets.grow(edit.search_bucket, tail, over[static_loop.SEARCHED])
+            if (edit.bucket, edit.search_bucket) == before:  # every set lies in the tail: cannot happen
+                raise RuntimeError(f"static loop: a row set outgrew the tail ({tail} rows)")
+            edit.undo = min(edit.bucket, edit.search_bucket) < tail
 
     def _record(self, r: LayerReport, stats: UpdateStats) -> None:
         """Charge one layer's work to ``stats`` (operation counts, rows, flips, learners)."""
