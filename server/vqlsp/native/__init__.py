@@ -35,7 +35,7 @@ from ..model.base_weights import cache_dir, write_atomically
 
 log = logging.getLogger(__name__)
 
-SOURCES = [Path(__file__).with_name(name) for name in ("update_rows.c", "q4_matmul.c")]
+SOURCES = [Path(__file__).with_name(name) for name in ("update_rows.c", "nearest_codes.c", "q4_matmul.c")]
 # -ffast-math lets exp() vectorize (glibc's libmvec) and sums reassociate; the kernel
 # keeps no NaN or inf. It is compiled, then linked without it: linking with -ffast-math
 # would set flush-to-zero for the whole process on load.
@@ -102,6 +102,8 @@ def _load() -> ctypes.CDLL | None:
         i, i64, f, p = ctypes.c_int, ctypes.c_int64, ctypes.c_float, ctypes.c_void_p
         library.vqlsp_update_rows.argtypes = [i] * 5 + [p, i64, i64] * 3 + [p] + [p, i64, i64] * 2 + [p, p] + [f] * 4 + [p, p]
         library.vqlsp_update_rows.restype = i
+        library.vqlsp_nearest_codes.argtypes = [i, i, i, i, p, i64, i64, p, p, p]
+        library.vqlsp_nearest_codes.restype = i
         library.vqlsp_q4_matmul.argtypes = [i, i, i, p, i64, p, p, p, p, i64]
         library.vqlsp_q4_matmul.restype = None
         _library = library
@@ -153,6 +155,27 @@ def update_rows_(
     return moved, cancelled
 
 
+def nearest_codes(x: torch.Tensor, codebook: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``model.vq.nearest_codes`` in one pass of ``nearest_codes.c`` (CPU, float32; ``available()``
+    must hold): x (..., H, Dh), codebook (H, K, Dh) -> codes (..., H) long, margins (..., H)."""
+    *lead, h, dh = x.shape
+    k = codebook.shape[1]
+    rows = x.reshape(-1, h, dh)
+    if rows.stride(2) != 1:
+        rows = rows.contiguous()
+    codebook = codebook.contiguous()
+    assert rows.dtype == codebook.dtype == torch.float32, "float32 rows and codebook"
+    codes = torch.empty(rows.shape[0], h, dtype=torch.long)
+    margins = torch.empty(rows.shape[0], h, dtype=torch.float32)
+    status = _library.vqlsp_nearest_codes(
+        rows.shape[0], h, k, dh, rows.data_ptr(), rows.stride(0), rows.stride(1), codebook.data_ptr(),
+        codes.data_ptr(), margins.data_ptr(),
+    )
+    if status:
+        raise MemoryError("vqlsp_nearest_codes: no memory for its scratch")
+    return codes.view(*lead, h), margins.view(*lead, h)
+
+
 def q4_matmul(x: torch.Tensor, q: torch.Tensor, scale: torch.Tensor, minimum: torch.Tensor, n: int) -> torch.Tensor:
     """x (M, K) float32 times a 4-bit weight (n, K) in the layout of ``q4_matmul.c`` -> (M, n).
     ``available()`` must hold; x's columns must be contiguous."""
@@ -165,4 +188,4 @@ def q4_matmul(x: torch.Tensor, q: torch.Tensor, scale: torch.Tensor, minimum: to
     return y
 
 
-__all__ = ["available", "q4_matmul", "update_rows_"]
+__all__ = ["available", "nearest_codes", "q4_matmul", "update_rows_"]
