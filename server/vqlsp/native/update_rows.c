@@ -5,7 +5,9 @@
  * batched matmuls only J (10-70) keys wide, far below BLAS's peak, and a dozen element-wise
  * passes over (heads, rows, keys) temporaries around them; here the keys of one kv head stay
  * in L1 while the rows of its query heads stream past them once, in register tiles of a few
- * rows. Same algebra as attention.py, float32, summation order aside:
+ * rows. Keys are taken in order of coordinate, so a tile scores only those that count for
+ * one of its rows (a row between changed keys sees only the earlier ones; a tile before all
+ * of them is skipped). Same algebra as attention.py, float32, summation order aside:
  *
  *   w_j    = exp(q.k_j / sqrt(Dh) - lse)    for keys that count (key_coord[j] < row_coord[u]),
  *            clamped at e^max_log_weight
@@ -45,7 +47,7 @@ typedef struct {
     const float *kt;                  /* this kv head's keys, scaled and transposed: (Dh, Jp) */
     const float *values;              /* (J, Dh), row stride vs */
     int64_t vs;
-    const int64_t *key_coord;         /* (Jp,), padding INT64_MAX: never counts */
+    const int64_t *key_coord;         /* (Jp,) ascending, padding INT64_MAX: never counts */
     const float *sign, *arrives;      /* (Jp,): +1/-1, and 1 for an arriving key */
     float cancel_ratio, max_log_weight, overflow;
 } Keys;
@@ -55,13 +57,13 @@ typedef struct {
     float *o[REGS], *lse[REGS], *moved[REGS];
     uint8_t *cancelled[REGS];
     int64_t coord[REGS];
+    int keys; /* the keys that count for some row of the tile: the first ones (by coordinate) */
 } Tile;
 
 /* Turns row r's scores s (Jp) into coefficients c_j = sign_j w_j / total in place (0 unless the
    row is updated) and returns its total; *flag: 0 no key counts, 1 update, 2 cancelled. */
-static inline float weigh(const Keys *k, float *restrict s, float lse, int64_t coord, int *flag)
+static inline float weigh(const Keys *k, int Jp, float *restrict s, float lse, int64_t coord, int *flag)
 {
-    const int Jp = k->Jp;
     const float *restrict sign = k->sign, *restrict arrives = k->arrives;
     const int64_t *restrict key_coord = k->key_coord;
     const float top = k->max_log_weight;
@@ -97,9 +99,9 @@ static inline void finish_row(const Tile *t, int r, int flag, float total, float
 static inline __attribute__((always_inline)) void tile_rows(int R, int DB, int rows, const Keys *k, const Tile *t,
                                                             float *restrict s)
 {
-    const int Jp = k->Jp, Dh = k->Dh;
+    const int Jp = k->Jp, Dh = k->Dh, Jt = (t->keys + VW - 1) / VW * VW; /* score only those keys */
     const float *restrict kt = k->kt;
-    for (int jb = 0; jb < Jp; jb += VW) {
+    for (int jb = 0; jb < Jt; jb += VW) {
         /* even and odd d in separate sums: twice the independent FMA chains, and half the
            rounding of one long sum (Dh is even: a multiple of VW) */
         vec even[REGS], odd[REGS];
@@ -115,11 +117,11 @@ static inline __attribute__((always_inline)) void tile_rows(int R, int DB, int r
     }
     float total[REGS];
     int flag[REGS];
-    for (int r = 0; r < R; r++) total[r] = weigh(k, s + r * Jp, *t->lse[r], t->coord[r], &flag[r]);
+    for (int r = 0; r < R; r++) total[r] = weigh(k, Jt, s + r * Jp, *t->lse[r], t->coord[r], &flag[r]);
     vec acc[REGS]; /* row r, vector b of d_head: acc[r * DB + b] */
     for (int i = 0; i < R * DB; i++) acc[i] = (vec){0};
     const float *restrict values = k->values;
-    for (int j = 0; j < k->J; j++) {
+    for (int j = 0; j < t->keys; j++) {
         vec v[REGS];
         for (int b = 0; b < DB; b++) v[b] = *(const vec_u *)(values + j * k->vs + b * VW);
         for (int r = 0; r < R; r++) {
@@ -147,20 +149,20 @@ static inline __attribute__((always_inline)) void tile_rows(int R, int DB, int r
 /* any Dh, one row at a time, plain loops */
 static void one_row(const Keys *k, const Tile *t, float *s)
 {
-    const int Jp = k->Jp, Dh = k->Dh;
-    for (int j = 0; j < Jp; j++) s[j] = 0;
+    const int Jp = k->Jp, Dh = k->Dh, Jt = t->keys;
+    for (int j = 0; j < Jt; j++) s[j] = 0;
     for (int d = 0; d < Dh; d++) {
         const float *kt = k->kt + (int64_t)d * Jp;
         float qd = t->q[0][d];
-        for (int j = 0; j < Jp; j++) s[j] += kt[j] * qd;
+        for (int j = 0; j < Jt; j++) s[j] += kt[j] * qd;
     }
     int flag;
-    float total = weigh(k, s, *t->lse[0], t->coord[0], &flag), n2 = 0;
+    float total = weigh(k, Jt, s, *t->lse[0], t->coord[0], &flag), n2 = 0;
     if (flag == 1) {
         float keep = 1 / total - 1, *o = t->o[0];
         for (int d = 0; d < Dh; d++) {
             float delta = 0;
-            for (int j = 0; j < k->J; j++) delta += s[j] * k->values[j * k->vs + d];
+            for (int j = 0; j < Jt; j++) delta += s[j] * k->values[j * k->vs + d];
             float step = delta + o[d] * keep;
             o[d] += step;
             n2 += step * step;
@@ -195,29 +197,43 @@ int vqlsp_update_rows(
     }
     int Jp = (J + VW - 1) / VW * VW;
     if (Jp == 0) Jp = VW;
-    /* scratch: keys transposed (Hkv, Dh, Jp), then sign, arrives, coordinates (Jp), scores (R, Jp) */
-    size_t kt_n = (size_t)Hkv * Dh * Jp;
-    float *scratch = aligned_alloc(64, ((kt_n + 2 * (size_t)Jp + (size_t)R * Jp) * 4 + (size_t)Jp * 8 + 63) / 64 * 64);
+    /* scratch, keys in order of coordinate: keys transposed (Hkv, Dh, Jp), values (Hkv, J, Dh),
+       sign, arrives (Jp), scores (R, Jp), coordinates (Jp), the order (J) */
+    size_t kt_n = (size_t)Hkv * Dh * Jp, v_n = (size_t)Hkv * J * Dh;
+    size_t floats = kt_n + v_n + 2 * (size_t)Jp + (size_t)R * Jp;
+    float *scratch = aligned_alloc(64, ((floats + 2 * (size_t)Jp) * 4 + (size_t)Jp * 8 + 63) / 64 * 64);
     if (!scratch) return -1;
-    float *kt = scratch, *sign = kt + kt_n, *arrives = sign + Jp, *s = arrives + Jp;
+    float *kt = scratch, *vs = kt + kt_n, *sign = vs + v_n, *arrives = sign + Jp, *s = arrives + Jp;
     int64_t *kc = (int64_t *)(s + (size_t)R * Jp);
+    int *by_coord = (int *)(kc + Jp);
+    for (int j = 0; j < J; j++) { /* insertion sort (stable): J is small */
+        int i = j;
+        for (; i > 0 && key_coord[by_coord[i - 1]] > key_coord[j]; i--) by_coord[i] = by_coord[i - 1];
+        by_coord[i] = j;
+    }
     memset(kt, 0, kt_n * 4);
     for (int g = 0; g < Hkv; g++)
-        for (int j = 0; j < J; j++)
-            for (int d = 0; d < Dh; d++) kt[((size_t)g * Dh + d) * Jp + j] = keys[g * k_sh + j * k_sj + d] * scale;
+        for (int j = 0; j < J; j++) {
+            const float *key = keys + g * k_sh + by_coord[j] * k_sj, *value = values + g * v_sh + by_coord[j] * v_sj;
+            for (int d = 0; d < Dh; d++) {
+                kt[((size_t)g * Dh + d) * Jp + j] = key[d] * scale;
+                vs[((size_t)g * J + j) * Dh + d] = value[d];
+            }
+        }
     for (int j = 0; j < Jp; j++) {
-        kc[j] = j < J ? key_coord[j] : INT64_MAX;
-        arrives[j] = j < J && added[j];
+        kc[j] = j < J ? key_coord[by_coord[j]] : INT64_MAX;
+        arrives[j] = j < J && added[by_coord[j]];
         sign[j] = arrives[j] ? 1.0f : -1.0f;
     }
     int group = H / Hkv;
     for (int g = 0; g < Hkv; g++) {
-        Keys k = {J, Jp, Dh, kt + (size_t)g * Dh * Jp, values + g * v_sh, v_sj, kc, sign, arrives,
+        Keys k = {J, Jp, Dh, kt + (size_t)g * Dh * Jp, vs + (size_t)g * J * Dh, Dh, kc, sign, arrives,
                   cancel_ratio, max_log_weight, overflow};
         for (int h = g * group; h < (g + 1) * group; h++) {
             for (int u0 = 0; u0 < U; u0 += R) {
                 int rows = U - u0 < R ? U - u0 : R;
                 Tile t;
+                int64_t last = INT64_MIN;
                 for (int r = 0; r < R; r++) { /* a short tile repeats its last row, written once */
                     int u = u0 + (r < rows ? r : rows - 1);
                     t.q[r] = q + h * q_sh + u * q_su;
@@ -226,6 +242,13 @@ int vqlsp_update_rows(
                     t.moved[r] = moved + (int64_t)h * U + u;
                     t.cancelled[r] = cancelled + (int64_t)h * U + u;
                     t.coord[r] = row_coord[u];
+                    last = t.coord[r] > last ? t.coord[r] : last;
+                }
+                t.keys = 0;
+                while (t.keys < J && kc[t.keys] < last) t.keys++;
+                if (t.keys == 0) { /* no key counts for the tile: its rows stay as they are */
+                    for (int r = 0; r < rows; r++) *t.moved[r] = 0, *t.cancelled[r] = 0;
+                    continue;
                 }
                 fn(rows, &k, &t, s);
             }
