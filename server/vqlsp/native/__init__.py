@@ -1,19 +1,21 @@
-"""C kernels, compiled on this machine at first use: the engine's fused accumulator update
-and the matmul of groupwise 4-bit weights (``model/q4.py``).
+"""C kernels, compiled on this machine at first use: the engine's fused accumulator update,
+the code search, and the matmul of groupwise 4-bit weights (``model/q4.py``).
 
 ``engine.attention.update_rows_`` expresses the tail's accumulator update in PyTorch ops:
 two batched matmuls only as wide as the changed keys (10-70), far below BLAS's peak, and
 about a dozen element-wise passes over (heads, rows, keys) temporaries. ``update_rows.c``
 does all of it in one pass, per row tile and query head, reading grouped-query keys in
-place. ``q4_matmul.c`` multiplies rows by a weight held as 4-bit values with a scale and
-minimum per 32 (GGUF's Q4_1), reading 0.75 bytes a weight instead of 4. Both are built
-into one library with the system C compiler (``$CC``, else ``cc``) into the user cache
-(``$VQLSP_CACHE`` or ``$XDG_CACHE_HOME/vqlsp``) once per source version and CPU feature
-set, and loaded with ctypes; where no compiler works, or ``VQLSP_NATIVE=0``,
-``available()`` is False and callers keep their PyTorch path. ``tests/engine/test_attention.py``
-checks the update against a plain softmax, ``tests/engine/test_update_rows.py`` against the
-PyTorch path on random shapes, ``tests/model/test_q4.py`` the matmul against a dequantized
-weight.
+place. ``nearest_codes.c`` does ``model.vq.nearest_codes`` (distances to a head's codes,
+top two, margin) in one pass. ``q4_matmul.c`` multiplies rows by a weight held as 4-bit
+values with a scale and minimum per 32 (GGUF's Q4_1), reading 0.75 bytes a weight instead
+of 4. All are built into one library with the system C compiler (``$CC``, else ``cc``)
+into the user cache (``$VQLSP_CACHE`` or ``$XDG_CACHE_HOME/vqlsp``) once per source
+version and CPU feature set, and loaded with ctypes; where no compiler works, or
+``VQLSP_NATIVE=0``, ``available()`` is False and callers keep their PyTorch path.
+``tests/engine/test_attention.py`` checks the update against a plain softmax,
+``tests/engine/test_update_rows.py`` against the PyTorch path and float64 on random shapes,
+``tests/model/test_vq.py`` the search against PyTorch's, ``tests/model/test_q4.py`` the
+matmul against a dequantized weight.
 """
 
 from __future__ import annotations
