@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
+from vqlsp import native
 from vqlsp.model.config import ModelConfig
 from vqlsp.model.transformer import VQTransformer
 from vqlsp.model.vq import (
@@ -26,6 +28,26 @@ def test_nearest_codes_and_margins_match_brute_force():
     expect_margins = ((sorted_dist[..., 1] - sorted_dist[..., 0]) / 2).reshape(3, 7, 5).transpose(0, 2)
     assert torch.equal(codes, expect_codes)
     torch.testing.assert_close(margins, expect_margins, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.skipif(not native.available(), reason="no C compiler: PyTorch ops only")
+@pytest.mark.parametrize("k", [1, 8, 32, 33])
+@pytest.mark.parametrize("dh", [8, 24, 64])
+def test_the_native_search_equals_the_pytorch_one(k, dh, monkeypatch):
+    """The C kernel against the PyTorch ops on rows as the engine passes them (a head-major
+    buffer's rows, transposed: strided); each row's result depends on that row alone."""
+    g = torch.Generator().manual_seed(k * dh)
+    codebook = torch.randn(9, k, dh, generator=g)
+    x = torch.randn(9, 50, dh, generator=g)[:, 3:40].transpose(0, 1)  # (rows, H, Dh), strided
+    codes, margins = nearest_codes(x, codebook)
+    assert torch.equal(nearest_codes(x[5:6], codebook)[1], margins[5:6])  # bit for bit, alone
+    monkeypatch.setattr(native, "available", lambda: False)
+    ref_codes, ref_margins = nearest_codes(x, codebook)
+    tie = ref_margins < 1e-4
+    assert torch.equal(codes[~tie], ref_codes[~tie]) and codes.dtype == ref_codes.dtype
+    torch.testing.assert_close(margins, ref_margins, atol=1e-4, rtol=1e-4)
+    if k == 1:
+        assert bool(margins.isinf().all())
 
 
 def test_a_move_smaller_than_the_margin_never_flips_the_code():

@@ -134,16 +134,17 @@ def update_rows_(
     row must be recomputed in full (its ``o``, ``lse`` are then meaningless).
     A row for which no key counts is left exactly as it was.
 
-    On the CPU the element-wise work runs in a fused C kernel (``native``) when one
-    could be built; elsewhere, or without a compiler, in PyTorch ops.
+    On the CPU (float32) it runs in one pass of a C kernel (``native``) when one could be
+    built; elsewhere, or without a compiler, in PyTorch ops.
     """
+    if q.device.type == "cpu" and q.dtype == torch.float32 and native.available():
+        return native.update_rows_(
+            q, o, lse, row_coord, keys, values, key_coord, added, cancel_ratio, MAX_LOG_WEIGHT, OVERFLOW_WEIGHT
+        )
     h, hkv = q.shape[0], keys.shape[0]
     if h != hkv:  # grouped-query attention: each kv head serves h / hkv query heads
         keys, values = keys.repeat_interleave(h // hkv, 0), values.repeat_interleave(h // hkv, 0)
-    args = (q, o, lse, row_coord, keys, values, key_coord, added, cancel_ratio)
-    if q.device.type == "cpu" and q.dtype == torch.float32 and native.available():
-        return native.update_rows_(*args, MAX_LOG_WEIGHT)
-    return update_rows_torch_(*args)
+    return update_rows_torch_(q, o, lse, row_coord, keys, values, key_coord, added, cancel_ratio)
 
 
 def update_rows_torch_(

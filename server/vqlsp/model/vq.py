@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import native
+
 
 @dataclass
 class Quantized:
@@ -36,7 +38,14 @@ def squared_distances(x: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
 
 
 def nearest_codes(x: torch.Tensor, codebook: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Nearest code index and margin per head: x (..., H, Dh) -> codes (..., H), margins (..., H)."""
+    """Nearest code index and margin per head: x (..., H, Dh) -> codes (..., H), margins (..., H).
+
+    On the CPU (float32, no gradient) in one pass of a C kernel (``native``) when one could be
+    built, whose result for a row depends on that row alone (the dense forward and the engine
+    search different row sets); elsewhere, without a compiler, or while the forward is traced
+    (``onnx_export.py``: a tracer cannot see into native code), in PyTorch ops."""
+    if _native_search(x, codebook):
+        return native.nearest_codes(x, codebook)
     dist2 = squared_distances(x, codebook)
     if codebook.shape[1] == 1:
         codes = torch.zeros(dist2.shape[:-1], dtype=torch.long, device=x.device)
@@ -44,6 +53,12 @@ def nearest_codes(x: torch.Tensor, codebook: torch.Tensor) -> tuple[torch.Tensor
     two, codes = dist2.topk(2, dim=-1, largest=False)
     d = two.sqrt()
     return codes[..., 0], (d[..., 1] - d[..., 0]) / 2
+
+
+def _native_search(x: torch.Tensor, codebook: torch.Tensor) -> bool:
+    if x.device.type != "cpu" or not x.dtype == codebook.dtype == torch.float32 or torch.jit.is_tracing():
+        return False
+    return not (torch.is_grad_enabled() and (x.requires_grad or codebook.requires_grad)) and native.available()
 
 
 class VectorQuantizer(nn.Module):

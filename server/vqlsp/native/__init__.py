@@ -1,18 +1,21 @@
-"""C kernels, compiled on this machine at first use: the engine's fused accumulator update
-and the matmul of groupwise 4-bit weights (``model/q4.py``).
+"""C kernels, compiled on this machine at first use: the engine's fused accumulator update,
+the code search, and the matmul of groupwise 4-bit weights (``model/q4.py``).
 
-``engine.attention.update_rows_`` expresses the update in PyTorch ops: about a dozen
-element-wise passes over (heads, rows, keys) and (heads, rows, d_head) temporaries
-around two batched matmuls. ``update_rows.c`` fuses the element-wise parts into one
-pass on each side of the second matmul; the matmuls stay with BLAS. ``q4_matmul.c``
-multiplies rows by a weight held as 4-bit values with a scale and minimum per 32 (GGUF's
-Q4_1), reading 0.75 bytes a weight instead of 4. Both are built into one library
-with the system C compiler (``$CC``, else ``cc``) into the user cache
-(``$VQLSP_CACHE`` or ``$XDG_CACHE_HOME/vqlsp``) once per source version and CPU
-feature set, and loaded with ctypes; where no compiler works, or ``VQLSP_NATIVE=0``,
-``available()`` is False and callers keep their PyTorch path. ``tests/engine/test_attention.py``
-checks the update against a plain softmax, ``tests/model/test_q4.py`` the matmul against
-a dequantized weight.
+``engine.attention.update_rows_`` expresses the tail's accumulator update in PyTorch ops:
+two batched matmuls only as wide as the changed keys (10-70), far below BLAS's peak, and
+about a dozen element-wise passes over (heads, rows, keys) temporaries. ``update_rows.c``
+does all of it in one pass, per row tile and query head, reading grouped-query keys in
+place. ``nearest_codes.c`` does ``model.vq.nearest_codes`` (distances to a head's codes,
+top two, margin) in one pass. ``q4_matmul.c`` multiplies rows by a weight held as 4-bit
+values with a scale and minimum per 32 (GGUF's Q4_1), reading 0.75 bytes a weight instead
+of 4. All are built into one library with the system C compiler (``$CC``, else ``cc``)
+into the user cache (``$VQLSP_CACHE`` or ``$XDG_CACHE_HOME/vqlsp``) once per source
+version and CPU feature set, and loaded with ctypes; where no compiler works, or
+``VQLSP_NATIVE=0``, ``available()`` is False and callers keep their PyTorch path.
+``tests/engine/test_attention.py`` checks the update against a plain softmax,
+``tests/engine/test_update_rows.py`` against the PyTorch path and float64 on random shapes,
+``tests/model/test_vq.py`` the search against PyTorch's, ``tests/model/test_q4.py`` the
+matmul against a dequantized weight.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from ..model.base_weights import cache_dir, write_atomically
 
 log = logging.getLogger(__name__)
 
-SOURCES = [Path(__file__).with_name(name) for name in ("update_rows.c", "q4_matmul.c")]
+SOURCES = [Path(__file__).with_name(name) for name in ("update_rows.c", "nearest_codes.c", "q4_matmul.c")]
 # -ffast-math lets exp() vectorize (glibc's libmvec) and sums reassociate; the kernel
 # keeps no NaN or inf. It is compiled, then linked without it: linking with -ffast-math
 # would set flush-to-zero for the whole process on load.
@@ -99,10 +102,10 @@ def _load() -> ctypes.CDLL | None:
             _failed = True
             return None
         i, i64, f, p = ctypes.c_int, ctypes.c_int64, ctypes.c_float, ctypes.c_void_p
-        library.vqlsp_weights.argtypes = [i, i, i, p, p, i64, i64, p, p, p, f, f, p, p]
-        library.vqlsp_weights.restype = None
-        library.vqlsp_apply.argtypes = [i, i, i, p, p, i64, i64, p, i64, i64, p, p, p]
-        library.vqlsp_apply.restype = None
+        library.vqlsp_update_rows.argtypes = [i] * 5 + [p, i64, i64] * 3 + [p] + [p, i64, i64] * 2 + [p, p] + [f] * 4 + [p, p]
+        library.vqlsp_update_rows.restype = i
+        library.vqlsp_nearest_codes.argtypes = [i, i, i, i, p, i64, i64, p, p, p]
+        library.vqlsp_nearest_codes.restype = i
         library.vqlsp_q4_matmul.argtypes = [i, i, i, p, i64, p, p, p, p, i64]
         library.vqlsp_q4_matmul.restype = None
         _library = library
@@ -125,31 +128,54 @@ def update_rows_(
     added: torch.Tensor,
     cancel_ratio: float,
     max_log_weight: float,
+    overflow_weight: float,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``attention.update_rows_`` with its element-wise passes fused (CPU, float32;
-    ``available()`` must hold; keys, values (H, J, Dh), one per query head). Same results,
-    except that a cancelled row's ``o`` and ``lse`` are left as they were (the engine
-    recomputes it either way)."""
+    """``attention.update_rows_`` in one pass of ``update_rows.c`` (CPU, float32; ``available()``
+    must hold). keys, values (Hkv, J, Dh) as the session holds them: query head h reads kv head
+    ``h // (H // Hkv)``, no copy. Same results to float rounding, except that a cancelled row's
+    ``o`` and ``lse`` are left as they were (the engine recomputes it either way)."""
     h, u, dh = q.shape
-    for t in (q, o):
-        assert t.dtype == torch.float32 and t.stride(2) == 1, "rows must be float32 with d_head contiguous"
-    scores = torch.bmm(q, keys.mul(1.0 / math.sqrt(dh)).transpose(1, 2))  # (H, U, J), contiguous
+    hkv, j = keys.shape[:2]
+    for t in (q, o, keys, values):
+        assert t.dtype == torch.float32 and t.stride(2) == 1, "float32 with d_head contiguous"
+    assert lse.dtype == torch.float32 and h % hkv == 0
     row_coord, key_coord = row_coord.contiguous(), key_coord.contiguous()
-    sign = added.to(torch.float32).mul_(2).sub_(1)
-    total = torch.empty(h, u, dtype=torch.float32)
-    flag = torch.empty(h, u, dtype=torch.uint8)
-    _library.vqlsp_weights(
-        h, u, keys.shape[1], scores.data_ptr(), lse.data_ptr(), lse.stride(0), lse.stride(1),
-        row_coord.data_ptr(), key_coord.data_ptr(), sign.data_ptr(), cancel_ratio, max_log_weight,
-        total.data_ptr(), flag.data_ptr(),
-    )
-    delta = torch.bmm(scores, values)  # (H, U, Dh): sum_j c_j v_j
+    added = added.to(torch.uint8).contiguous()
     moved = torch.empty(h, u, dtype=torch.float32)
-    _library.vqlsp_apply(
-        h, u, dh, delta.data_ptr(), o.data_ptr(), o.stride(0), o.stride(1),
-        lse.data_ptr(), lse.stride(0), lse.stride(1), total.data_ptr(), flag.data_ptr(), moved.data_ptr(),
+    cancelled = torch.empty(h, u, dtype=torch.bool)
+    status = _library.vqlsp_update_rows(
+        h, hkv, u, j, dh,
+        q.data_ptr(), q.stride(0), q.stride(1), o.data_ptr(), o.stride(0), o.stride(1),
+        lse.data_ptr(), lse.stride(0), lse.stride(1), row_coord.data_ptr(),
+        keys.data_ptr(), keys.stride(0), keys.stride(1), values.data_ptr(), values.stride(0), values.stride(1),
+        key_coord.data_ptr(), added.data_ptr(),
+        1.0 / math.sqrt(dh), cancel_ratio, max_log_weight, overflow_weight,
+        moved.data_ptr(), cancelled.data_ptr(),
     )
-    return moved, flag == 2
+    if status:
+        raise MemoryError("vqlsp_update_rows: no memory for its scratch")
+    return moved, cancelled
+
+
+def nearest_codes(x: torch.Tensor, codebook: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``model.vq.nearest_codes`` in one pass of ``nearest_codes.c`` (CPU, float32; ``available()``
+    must hold): x (..., H, Dh), codebook (H, K, Dh) -> codes (..., H) long, margins (..., H)."""
+    *lead, h, dh = x.shape
+    k = codebook.shape[1]
+    rows = x.reshape(-1, h, dh)
+    if rows.stride(2) != 1:
+        rows = rows.contiguous()
+    codebook = codebook.contiguous()
+    assert rows.dtype == codebook.dtype == torch.float32, "float32 rows and codebook"
+    codes = torch.empty(rows.shape[0], h, dtype=torch.long)
+    margins = torch.empty(rows.shape[0], h, dtype=torch.float32)
+    status = _library.vqlsp_nearest_codes(
+        rows.shape[0], h, k, dh, rows.data_ptr(), rows.stride(0), rows.stride(1), codebook.data_ptr(),
+        codes.data_ptr(), margins.data_ptr(),
+    )
+    if status:
+        raise MemoryError("vqlsp_nearest_codes: no memory for its scratch")
+    return codes.view(*lead, h), margins.view(*lead, h)
 
 
 def q4_matmul(x: torch.Tensor, q: torch.Tensor, scale: torch.Tensor, minimum: torch.Tensor, n: int) -> torch.Tensor:
@@ -164,4 +190,4 @@ def q4_matmul(x: torch.Tensor, q: torch.Tensor, scale: torch.Tensor, minimum: to
     return y
 
 
-__all__ = ["available", "q4_matmul", "update_rows_"]
+__all__ = ["available", "nearest_codes", "q4_matmul", "update_rows_"]
