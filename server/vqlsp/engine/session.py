@@ -24,14 +24,14 @@ model on the same ids and position ids (``tests/engine``), up to float rounding
 and exact code ties.
 
 Where the time goes (SmolLM2, 1,024 tokens, atomic edits, one CPU thread, 4-bit weights;
-cProfile over 10 edits on a loaded machine, shares of the total): the accumulator update of
-the tail about a quarter (its two batched matmuls 15%, the fused C passes 9%; it grows with
-the rows after the first change), the changed rows' matmuls another quarter (four kernel
-calls a layer, ``model/q4.py``: q|k|v fused, W_o, gate|up fused, down; at FMA throughput
-from 8 rows on), their attention over all keys 11%, the code search 7%, and most of the
-remaining third per-op overhead of small tensor ops and Python. With float32 weights
-(``model/packed.py``) few-row matmuls are padded to a few row counts, so that oneDNN's
-cache of compiled kernels keeps them.
+py-spy over 40 edits on a loaded machine, shares of the samples): the changed rows' matmuls
+about a fifth (four kernel calls a layer, ``model/q4.py``: q|k|v fused, W_o, gate|up fused,
+down; at FMA throughput from 8 rows on), their attention over all keys another fifth, the
+accumulator update of the tail 13% (one fused C pass, ``native/update_rows.c``; it grows
+with the rows after the first change), the code search 5% (``native/nearest_codes.c``),
+and the rest norms, RoPE, deltas, stores and bookkeeping: ~600 small tensor ops a layer,
+none above ~2%. With float32 weights (``model/packed.py``) few-row matmuls are padded to a
+few row counts, so that oneDNN's cache of compiled kernels keeps them.
 
 Reading order: ``policy.py`` decides what is recomputed, ``state.py`` holds the rows and
 their per-layer verbs (``LayerState``: project, attend, update, search, finish), this
