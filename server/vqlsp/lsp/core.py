@@ -43,6 +43,7 @@ from pygls.workspace.position_codec import PositionCodec
 
 from vqlsp import __version__
 from vqlsp.analysis.results import SectionResult, UpdateCost
+from vqlsp.text.positions import LineIndex
 
 from .changes import ChangeApplier
 from .collector import CollectionMeter, freeze_long_lived
@@ -55,6 +56,7 @@ from .diagnostics import (
     lsp_publish_diagnostics,
 )
 from .documents import (
+    LONG_TEXT_CHARS,
     ChangeReport,
     Document,
     DocumentStore,
@@ -316,6 +318,30 @@ class VqlspServer(LanguageServer):
             self.clear(doc)
         elif self.worker is not None:
             self.scheduler.request(doc.uri)
+
+    def open_document(self, item: types.TextDocumentItem) -> None:
+        """``didOpen``. A long text's line index is built on the text thread, so the open does
+        not hold the event loop (10 M characters: ~70-100 ms); until it is in place the
+        document's ``didChange``s queue and requests about it wait (``ChangeApplier.after``)."""
+        reopened = item.uri in self.store
+        if len(item.text) <= LONG_TEXT_CHARS:
+            self.changes.discard(item.uri)  # changes still pending for the text this one replaces
+            self._open(item, reopened, None)
+            return
+
+        async def index_then_open() -> None:
+            index = await asyncio.get_running_loop().run_in_executor(self.text_thread, LineIndex, item.text)
+            self._open(item, reopened, index)
+
+        self.changes.after(item.uri, index_then_open)
+
+    def _open(self, item: types.TextDocumentItem, reopened: bool, index: LineIndex | None) -> None:
+        doc = self.store.open(item.uri, item.language_id, item.version, item.text, index)
+        if reopened:
+            self.log_message(f"{short_name(item.uri)} opened again; its text replaces the server's", types.MessageType.Warning)
+        if doc.binary:
+            self.log_message(f"{short_name(item.uri)} holds NUL characters (binary?); not analysed", types.MessageType.Warning)
+        self.opened(doc)
 
     def opened(self, doc: Document) -> None:
         """``doc`` was opened, reloaded or re-cut: analyse it from scratch, in the background."""
