@@ -78,11 +78,12 @@ STATS_COMMAND = "vqlsp.documentStats"
 RESULT_WAIT_S = 60.0  # how long a pull / hover waits for the current version's results
 HOVER_WAIT_S = 2.0
 # Tokens appended per chunk of a background build. A build gives way to any queued job after
-# every layer (``worker.build_step``), so a keystroke waits for one layer of one chunk. Measured
-# (SmolLM2, 12 layers, one thread, thread CPU time, a 512-token section, load ~4): a layer of a
-# 64-token chunk 9-12 ms (33 ms where the state's buffers grow), of a 128-token chunk 17-23 ms
-# (45); the whole section in 32-token chunks 1.5x its one-pass cost, in 64-token ones ~1.2x.
-BUILD_CHUNK_TOKENS = 64
+# every layer (``worker.build_step``), so a keystroke waits for one layer of one chunk, and the
+# chunk is as long as that allows. Measured (SmolLM2, 12 layers, one thread, thread CPU time,
+# load ~6): a layer of a 64-token chunk 9-12 ms, of a 128-token one 17-23 ms (up to ~40 where
+# the state's buffers grow); a 256-token section built in 64-token chunks 1.4x a dense forward
+# of it, in 128-token ones 1.2x, in one chunk 1.1x.
+BUILD_CHUNK_TOKENS = 128
 BUILD_PUBLISH_S = 0.5  # while building, publish at most this often (and when done)
 # Background builds (first passes, settles) wait until no keystroke came for this long: while
 # someone types, the inference thread is theirs (measured on a 2 MB document being built:
