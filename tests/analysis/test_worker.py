@@ -104,8 +104,9 @@ def _check(model, worker, doc, *, exact: bool) -> None:
 
 
 def test_a_build_gives_way_after_one_layer_and_resumes_there(tiny):
-    """``give_way`` is asked after every layer: a build told to give way stops after one layer
-    of its chunk (what a keystroke waits for), and the next call goes on from that layer."""
+    """``give_way`` is asked after every layer (and once the chunk's rows are placed): a build
+    told to give way stops after one such step (what a keystroke waits for), and the next call
+    goes on from there."""
     model, tokenizer = tiny
     store = DocumentStore(PositionCodec(types.PositionEncodingKind.Utf32), section_tokens=64)
     store.set_tokenizer(tokenizer)
@@ -122,9 +123,9 @@ def test_a_build_gives_way_after_one_layer_and_resumes_there(tiny):
     steps = []
     while (step := worker.build_step(job, chunk, give_way=busy)).result is None:
         steps.append(step.built_tokens)
-    layers = depth * -(-len(job.ids) // chunk)  # every chunk through every layer, once
-    assert len(asked) == layers == len(steps)  # one layer per call (and a last call to finish)
-    assert steps[:depth] == [0] * depth and steps[depth] == chunk  # a chunk counts once all its layers ran
+    layers = (1 + depth) * -(-len(job.ids) // chunk)  # every chunk placed, then through every layer
+    assert len(asked) == layers == len(steps)  # one step per call (and a last call to finish)
+    assert steps[: 1 + depth] == [0] * (1 + depth) and steps[1 + depth] == chunk  # a chunk counts once done
     assert step.result.tokens == len(job.ids)
     got = worker.document(doc.uri, job.section)[0]
     assert got.probabilities == pytest.approx(dense_document(model, job.ids, [(0, len(job.ids))]), abs=1e-4)

@@ -121,7 +121,7 @@ async def test_a_keystroke_during_a_settle_waits_for_one_layer_of_it(server):
     await asyncio.wait_for(queued.wait(), 30)
     go.set()
     await published(server, lambda p: p["version"] == 3)
-    assert key_taken == [1]  # the settle gave way at the first layer's end after the key came
+    assert key_taken == [1]  # the settle gave way at the end of its step (a layer) after the key came
     assert asked_after_key == [True]
     assert not any(p["settled"] for p in classifications(server))  # the key did not wait for it
 

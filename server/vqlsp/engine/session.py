@@ -204,9 +204,9 @@ class IncrementalSession:
 
     @torch.inference_mode()
     def apply_in_steps(self, edits: Sequence[TokenEdit]) -> Iterator[int]:
-        """``apply``, one layer per step: yields each layer's index once it is done, so that a
-        caller can put the rest off (a background build gives way to a keystroke between two
-        layers). ``last_stats`` is set when the iterator is exhausted. Until then the session
+        """``apply``, one layer per step: yields -1 once the edit's rows have their slots, then
+        each layer's index once it is done, so that a caller can put the rest off (a background
+        build gives way to a keystroke between two layers). ``last_stats`` is set when the iterator is exhausted. Until then the session
         must not be read or changed; one dropped midway is unusable (a build drops it whole)."""
         start = time.perf_counter()
         plan = EditPlan.build(self.n, edits)
@@ -253,6 +253,7 @@ class IncrementalSession:
     def _apply_steps(self, plan: EditPlan, stats: UpdateStats, reindex: bool = False) -> Iterator[int]:
         self._stage_ms = stats.stage_ms if self.profile else None
         call, changed, rotated = self._prepare(plan, stats, reindex)
+        yield -1  # rows placed, buffers grown (the longest step of an append): a step of its own
         reports = []
         self._work = torch.zeros(self.state.capacity, dtype=torch.int32, device=self.state.device)
         self._learners = None
