@@ -76,15 +76,17 @@ def edit_call(draw, n: int) -> list[TokenEdit]:
 
 
 def run_sequence(
-    data, variant: str, policy: str, pooling: str = "mean", max_drift: int = 8, model=None, buckets: bool = False
+    data, variant: str, policy: str, pooling: str = "mean", max_drift: int = 8, model=None, buckets: bool = False,
+    **options,
 ) -> None:
+    """``options``: more ``IncrementalSession`` arguments (the static loop's)."""
     model = model or tiny_model(variant, pooling=pooling)
     ids = data.draw(st.lists(st.integers(0, VOCAB - 1), max_size=40), label="initial")
     # 0: always update accumulators; 1 (the default) and 3: switch to full attention once
     # many keys change (3: early)
     ratio = data.draw(st.sampled_from([0.0, 1.0, 3.0]), label="update_cost_ratio")
     session = IncrementalSession(model, ids, policy, max_drift=max_drift, buckets=buckets,
-                                 recompute=RecomputePolicy(update_cost_ratio=ratio))
+                                 recompute=RecomputePolicy(update_cost_ratio=ratio), **options)
     if not check_against_dense(session, model):
         return
     for _ in range(data.draw(st.integers(1, 6), label="calls")):

@@ -45,6 +45,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--profile", action="store_true",
                    help="time the incremental session's stages and layers (synchronizes; slower)")
+    p.add_argument("--static", default="auto", choices=("auto", "on", "off"),
+                   help="the incremental session's layer loop without host syncs, on fixed-size row sets "
+                   "(engine/static_loop.py; auto: on for CUDA)")
     p.add_argument("--no-dense-check", action="store_true", help="skip the dense baseline (no ratios)")
     p.add_argument("--json", help="write the results here")
     p.add_argument("--plot", help="write a PNG plot here (speedup vs length, rows changed per layer)")
@@ -107,7 +110,8 @@ def bench_one(model, tokenizer, tokens: int, args: argparse.Namespace, ort: dict
     strategies, setup_ms = {}, {}
     for name, cls in kinds.items():
         start = time.perf_counter()
-        extra = {"profile": args.profile} if name == "incremental" else {}
+        static = {"auto": None, "on": True, "off": False}[getattr(args, "static", "auto")]
+        extra = {"profile": args.profile, "static": static} if name == "incremental" else {}
         strategies[name] = cls(model, doc.ids, args.policy, max_drift=args.max_drift, **extra)
         setup_ms[name] = (time.perf_counter() - start) * 1e3
     records: dict[str, list] = {name: [] for name in strategies}
@@ -198,6 +202,8 @@ def summarize(tokens, args, session, records, prob_diffs, setup_ms, doc_tokens) 
         "changed_fraction_median": statistics.median(s.changed_fraction() for s in inc),
         "incremental_ops_by_category_mean": {c: statistics.fmean(s.ops[c] for s in inc) for c in categories},
         "reindexed": sum(s.reindexed for s in inc),
+        "static_loop": session.static,
+        "static_redos": sum(s.redos for s in inc),
         "tokens_changed_per_edit_median": statistics.median(s.rows_changed[0] for s in inc) if inc else 0,
     }
     if inc and inc[0].stage_ms:

@@ -10,6 +10,8 @@ Import the pieces from their modules:
 * ``state``      ``SessionState``: per-layer row buffers with capacity
 * ``attention``  attention for a subset of rows: in full, or by accumulator updates
 * ``session``    ``IncrementalSession``: the exact incremental update
+* ``static_loop`` its layer loop without host syncs, on fixed-size row sets (``static_rows``),
+                 replayed as CUDA graphs (``graphs``); ``sync_guard`` checks it on the CPU
 * ``baselines``  ``DenseStrategy``, ``PrefixCacheStrategy`` (same interface)
 * ``ops``        the one operation counter
 * ``results``    ``UpdateStats``, ``Outputs``

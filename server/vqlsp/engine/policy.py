@@ -35,10 +35,12 @@ class RecomputePolicy:
         if self.margin_guard < 0 or self.update_cost_ratio < 0:
             raise ValueError("margin_guard and update_cost_ratio must be >= 0")
 
-    def attend_all(self, changed_keys: int, first: int, n: int) -> bool:
+    def attend_all(self, changed_keys, first, n):
         """Attend every row at index >= ``first`` afresh instead of updating it for
-        ``changed_keys`` keys (those rows hold (first + n) / 2 keys on average)."""
-        return first < n and changed_keys * self.update_cost_ratio >= (first + n) / 2
+        ``changed_keys`` keys (those rows hold (first + n) / 2 keys on average). On ints a
+        bool; on tensors a bool tensor, computed on the device (the static loop asks it
+        without reading a count on the host)."""
+        return (first < n) & (changed_keys * self.update_cost_ratio >= (first + n) / 2)
 
     def must_search(self, slack: torch.Tensor) -> torch.Tensor:
         """(H, rows) slack -> (rows,) bool: rows one of whose codes might have flipped."""

@@ -29,6 +29,8 @@ class UpdateStats:
     ops: OpCounter = field(default_factory=OpCounter)
     ms: float = 0.0  # wall time of the call (device synchronized)
     reindexed: bool = False  # the stable position policy re-indexed every position
+    bucket: int = 0  # incremental, static loop: rows each per-layer set could hold (0: dynamic loop)
+    redos: int = 0  # incremental, static loop: runs redone with a larger bucket after an overflow
     stage_ms: dict[str, float] = field(default_factory=dict)  # incremental only: time by stage
     layer_ms: list[float] = field(default_factory=list)  # incremental only: time per layer
     # incremental only, document order: the layers at which each row was recomputed (sums to

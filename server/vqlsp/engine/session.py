@@ -38,6 +38,11 @@ their per-layer verbs (``LayerState``: project, attend, update, search, finish),
 file sequences them; operation counts and stage times are recorded after the layer
 loop from each layer's ``LayerReport``, never inside the per-layer math.
 
+``static=True`` (the default on CUDA) runs the layers through ``static_loop.py`` instead:
+the same steps on row sets of a fixed size per edit, with no host sync inside the loop and
+one read of the counts after it (redone with a larger bucket when a set overflowed), and
+on CUDA one captured graph per shape (``graphs.py``).
+
 Reference: Sharir & Anandkumar, *Incrementally-Computable Neural Networks*,
 arXiv 2307.14988.
 """
@@ -53,6 +58,7 @@ from functools import partial
 
 import torch
 
+from . import static_loop
 from .attention import update_rows_
 from .buckets import padded
 from .edits import TokenEdit
@@ -62,6 +68,7 @@ from .policy import RecomputePolicy
 from .positions import DEFAULT_MAX_DRIFT, PositionPolicy, make_policy
 from .results import Outputs, UpdateStats, head_outputs, timed_apply
 from .state import LayerState, SessionState
+from .static_rows import RowBuckets
 
 
 @dataclass
@@ -97,9 +104,12 @@ class IncrementalSession:
     ``position_policy``: ``"stable"`` (surviving tokens keep their position ids) or
     ``"exact"`` (ids are always 0..n-1), or a ``PositionPolicy``. ``recompute``: what is
     recomputed in full and what updated in place (``RecomputePolicy``; its defaults).
-    ``buckets``: pad every row set to a fixed size (``buckets.py``: static shapes for CUDA
-    graphs; default on CUDA only). ``profile``: synchronize and time each stage
-    (``UpdateStats.stage_ms``).
+    ``buckets``: pad every row set of the dynamic loop to a fixed size (``buckets.py``).
+    ``static``: run the layers without host syncs, on row sets of a fixed size per edit
+    (``static_loop.py``; default on CUDA, for models without ACM MLPs), sized by
+    ``row_buckets``; ``graphs``: replay them as captured CUDA graphs (``graphs.py``; default
+    with ``static`` on CUDA). ``profile``: synchronize and time each stage
+    (``UpdateStats.stage_ms``; the dynamic loop only).
     """
 
     def __init__(
@@ -111,6 +121,9 @@ class IncrementalSession:
         max_drift: int = DEFAULT_MAX_DRIFT,
         recompute: RecomputePolicy | None = None,
         buckets: bool | None = None,
+        static: bool | None = None,
+        row_buckets: RowBuckets | None = None,
+        graphs: bool | None = None,
         profile: bool = False,
     ):
         if not model.cfg.vq.enabled:
@@ -123,7 +136,17 @@ class IncrementalSession:
         self._work = torch.zeros(0, dtype=torch.int32)  # this call's per-slot layer count (``UpdateStats.row_work``)
         self._learners: torch.Tensor | None = None  # this call's per-slot learners run (ACM MLPs)
         weight = model.embed.weight
-        self.buckets = weight.device.type == "cuda" if buckets is None else buckets
+        cuda = weight.device.type == "cuda"
+        self.buckets = cuda if buckets is None else buckets
+        if static and self.cfg.acm is not None:
+            raise ValueError("the static layer loop does not run ACM MLPs (their learners pick rows on the host)")
+        self.static = (cuda and self.cfg.acm is None) if static is None else static
+        self.row_buckets = row_buckets or RowBuckets()
+        if graphs and not (self.static and cuda):
+            raise ValueError("captured CUDA graphs need static=True on a CUDA device")
+        self.graphs = self.static and cuda if graphs is None else graphs
+        self._loop = self._layer_loop()
+        self._peak = self._search_peak = 0  # the static loop: the last edit's largest row sets
         self.profile = profile
         self._stage_ms: dict[str, float] | None = None
         self.state = SessionState(self.cfg, model.hidden_dim, weight.device, weight.dtype)
@@ -139,6 +162,7 @@ class IncrementalSession:
         analyses try one edit at a time this way, ``analyze/reuse.py``)."""
         twin = copy.copy(self)
         twin.state = copy.deepcopy(self.state, {id(self.state.cfg): self.state.cfg})
+        twin._loop = twin._layer_loop()  # captured graphs hold the original's buffers
         twin.pooled_sum = self.pooled_sum.clone()
         twin.last_stats = twin._stats = None
         return twin
@@ -206,7 +230,8 @@ class IncrementalSession:
     def apply_in_steps(self, edits: Sequence[TokenEdit]) -> Iterator[int]:
         """``apply``, one layer per step: yields -1 once the edit's rows have their slots, then
         each layer's index once it is done, so that a caller can put the rest off (a background
-        build gives way to a keystroke between two layers). ``last_stats`` is set when the iterator is exhausted. Until then the session
+        build gives way to a keystroke between two layers; the static loop runs its layers as
+        one step). ``last_stats`` is set when the iterator is exhausted. Until then the session
         must not be read or changed; one dropped midway is unusable (a build drops it whole)."""
         start = time.perf_counter()
         plan = EditPlan.build(self.n, edits)
@@ -246,14 +271,25 @@ class IncrementalSession:
         if self.state.device.type == "cuda":
             torch.cuda.synchronize(self.state.device)
 
+    def _layer_loop(self):
+        """The static loop's runner: captured graphs on CUDA, else the function itself."""
+        if not self.graphs:
+            return static_loop.run_layers
+        from .graphs import GraphedLayers
+
+        return GraphedLayers()
+
     def _apply(self, plan: EditPlan, stats: UpdateStats, reindex: bool = False) -> None:
         for _ in self._apply_steps(plan, stats, reindex):
             pass
 
     def _apply_steps(self, plan: EditPlan, stats: UpdateStats, reindex: bool = False) -> Iterator[int]:
-        self._stage_ms = stats.stage_ms if self.profile else None
+        self._stage_ms = stats.stage_ms if self.profile and not self.static else None
         call, changed, rotated = self._prepare(plan, stats, reindex)
         yield -1  # rows placed, buffers grown (the longest step of an append): a step of its own
+        if self.static:  # (its layers run as one step: the loop reads its counts once, after them)
+            self._apply_static(call, changed, rotated, stats)
+            return
         reports = []
         self._work = torch.zeros(self.state.capacity, dtype=torch.int32, device=self.state.device)
         self._learners = None
@@ -273,6 +309,63 @@ class IncrementalSession:
         stats.row_work = self._work[order]
         if self._learners is not None:
             stats.row_learners = self._learners[order]
+
+    def _apply_static(self, call: _Call, changed: torch.Tensor, rotated: torch.Tensor, stats: UpdateStats) -> None:
+        """The layers through ``static_loop``: one bucket per edit, one read of the counts
+        after the loop, and a redo with a larger bucket after an overflow."""
+        st, cost = self.state, self.cost
+        tail = st.n - call.first
+        if tail <= 0:  # nothing at or after the first change (a deletion at the end)
+            stats.rows_changed, stats.searched, stats.code_flips, stats.recomputed = (
+                [0] * self.cfg.depth for _ in range(4))
+            self._work, self._learners = torch.zeros(st.capacity, dtype=torch.int32, device=st.device), None
+            stats.row_work = self._work[st.order]
+            return
+        buckets, first_rows = self.row_buckets, len(changed) + len(rotated)
+        edit = static_loop.prepare(
+            st, changed, rotated, call.is_new, call.gone_k, call.gone_v, call.gone_coord, call.first,
+            buckets.first(first_rows, tail, self._peak), buckets.first(first_rows, tail, self._search_peak),
+        )
+        result, counts = self._run_static(edit, tail, stats)
+        stats.bucket = edit.bucket
+        self._peak = max(row[c] for row in counts for c in static_loop.ROW_COLUMNS)
+        self._search_peak = max(row[static_loop.SEARCHED] for row in counts)
+        for row in counts:
+            stats.ops.rows(cost, qkv=row[static_loop.FRESH], finish=row[static_loop.OUT])
+            stats.ops["attention"] += cost.attention(row[static_loop.ATTENTION_KEYS])
+            stats.ops["accumulate"] += cost.accumulate(row[static_loop.UPDATED], row[static_loop.UPDATE_KEYS])
+            stats.ops["vq"] += row[static_loop.SEARCHED] * cost.vq
+            stats.searched.append(row[static_loop.SEARCHED])
+            stats.code_flips.append(row[static_loop.FLIPS])
+            stats.rows_changed.append(row[static_loop.TOUCHED])
+            stats.recomputed.append(row[static_loop.FULL])
+        self._work, self._learners = result.work[: st.capacity], None
+        self._final(result.out.nonzero().squeeze(1), stats)
+        stats.row_work = self._work[st.order]
+
+    def _run_static(
+        self, edit: static_loop.StaticEdit, tail: int, stats: UpdateStats
+    ) -> tuple[static_loop.LoopResult, list[list[int]]]:
+        """Run the loop, read its counts (the one host read), and while a set overflowed its
+        bucket put the state back and run again with larger buckets, sized by what the first
+        overflowing layer counted. Returns the last run and its counts, per layer."""
+        while True:
+            result = self._loop(self.model, self.state, self.recompute, edit)
+            counts = result.counts.tolist()
+            over = next((row for row in counts if row[static_loop.OVERFLOW]), None)
+            if over is None:
+                return result, counts
+            result.undo.restore(self.state)
+            stats.redos += 1
+            before = edit.bucket, edit.search_bucket
+            needed = max(over[c] for c in static_loop.ROW_COLUMNS)
+            if needed > edit.bucket:
+                edit.bucket = self.row_buckets.grow(edit.bucket, tail, needed)
+            if over[static_loop.SEARCHED] > edit.search_bucket:
+                edit.search_bucket = self.row_buckets.grow(edit.search_bucket, tail, over[static_loop.SEARCHED])
+            if (edit.bucket, edit.search_bucket) == before:  # every set lies in the tail: cannot happen
+                raise RuntimeError(f"static loop: a row set outgrew the tail ({tail} rows)")
+            edit.undo = min(edit.bucket, edit.search_bucket) < tail
 
     def _record(self, r: LayerReport, stats: UpdateStats) -> None:
         """Charge one layer's work to ``stats`` (operation counts, rows, flips, learners)."""

@@ -12,6 +12,10 @@ insertion or deletion would copy half the document's state each time.
 
 Attention never needs slot order: masks compare ranks (``attention.py``).
 
+Every buffer has one more slot than ``capacity``: the *sink* (slot ``capacity``), which
+never holds a token (rank -1). The static-shape layer loop (``static_loop.py``) pads its
+fixed-size row sets with it, so that a padded entry reads and writes a row no token owns.
+
 Per layer l and slot s (float32 unless noted; attention buffers head-major):
 
 * ``x[l]``      the residual input of layer l (``x[depth]`` is the last output)
@@ -49,7 +53,8 @@ class Rearranged:
 
 
 class SessionState:
-    """Owns the row buffers: ``n`` live tokens in slots below ``used`` out of ``capacity``."""
+    """Owns the row buffers: ``n`` live tokens in slots below ``used`` out of ``capacity``
+    (plus the sink slot, ``capacity``)."""
 
     def __init__(self, cfg, hidden_dim: int, device: torch.device, dtype: torch.dtype, capacity: int = 64):
         self.cfg = cfg
@@ -98,17 +103,22 @@ class SessionState:
     # --- capacity -------------------------------------------------------------------------
 
     def _alloc(self, capacity: int) -> None:
-        """(Re)allocate every buffer with ``capacity`` slots, keeping slots below ``used``."""
+        """(Re)allocate every buffer with ``capacity`` slots and the sink, keeping slots below ``used``."""
         for name, (shape, dtype) in self._shapes().items():
             axis = shape.index(None)
-            buf = torch.zeros([capacity if d is None else d for d in shape], dtype=dtype, device=self.device)
+            buf = torch.zeros([capacity + 1 if d is None else d for d in shape], dtype=dtype, device=self.device)
             if self.used:
                 buf.narrow(axis, 0, self.used).copy_(getattr(self, name).narrow(axis, 0, self.used))
             setattr(self, name, buf)
-        rank = torch.full((capacity,), -1, dtype=torch.long, device=self.device)
+        rank = torch.full((capacity + 1,), -1, dtype=torch.long, device=self.device)
         rank[: self.used] = self.rank[: self.used]
         self.rank = rank
         self.capacity = capacity
+
+    @property
+    def sink(self) -> int:
+        """The slot that never holds a token (padding of static row sets writes there)."""
+        return self.capacity
 
     def compact(self) -> None:
         """Gather every buffer into document order: token i in slot i, no free slot below ``n``."""
@@ -168,7 +178,7 @@ class SessionState:
         total = self.rank.element_size()
         for name in self._shapes():
             buf = getattr(self, name)
-            total += buf.numel() // self.capacity * buf.element_size()
+            total += buf.numel() // (self.capacity + 1) * buf.element_size()
         return total
 
 
