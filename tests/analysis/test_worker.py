@@ -46,8 +46,9 @@ def steps(draw):
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(steps(), st.sampled_from(["exact", "stable"]), st.integers(4, 16))
-def test_sections_equal_dense(tiny, sequence, policy, chunk):
+@given(steps(), st.sampled_from(["exact", "stable"]), st.integers(4, 16), st.randoms(use_true_random=False))
+def test_sections_equal_dense(tiny, sequence, policy, chunk, rng):
+    """Builds also give way at random layers (as to a keystroke) and resume where they stopped."""
     model, tokenizer = tiny
     store = DocumentStore(PositionCodec(types.PositionEncodingKind.Utf32), section_tokens=16)
     store.set_tokenizer(tokenizer)
@@ -58,7 +59,8 @@ def test_sections_equal_dense(tiny, sequence, policy, chunk):
         for k, section in enumerate(doc.sections.sections):
             if section.result is None and not section.urgent or settle and section.result and section.result.drift:
                 job = store.job(doc, k, unit="sentence", position_policy=policy, take=False)
-                while (step := worker.build_step(job, chunk, settle=settle)).result is None:
+                give_way = (lambda: rng.random() < 0.3)  # noqa: E731
+                while (step := worker.build_step(job, chunk, settle=settle, give_way=give_way)).result is None:
                     assert not step.abandoned
                 store_take = doc.sections.take(k)
                 assert store_take is None or store_take == [] or settle
@@ -99,3 +101,36 @@ def _check(model, worker, doc, *, exact: bool) -> None:
         assert [(s.start, s.end) for s in section.result.spans] == [(cs, ce) for cs, ce, _, _ in found]
         for mine, theirs in zip(section.result.spans, dense):
             assert mine.probabilities == pytest.approx(theirs.probabilities, abs=1e-4)
+
+
+def test_a_build_gives_way_after_one_layer_and_resumes_there(tiny):
+    """``give_way`` is asked after every layer (and once the chunk's rows are placed): a build
+    told to give way stops after one such step (what a keystroke waits for), and the next call
+    goes on from there."""
+    model, tokenizer = tiny
+    store = DocumentStore(PositionCodec(types.PositionEncodingKind.Utf32), section_tokens=64)
+    store.set_tokenizer(tokenizer)
+    worker = AnalysisWorker(model, 1 << 30)
+    doc = store.open("file:///w.txt", "plaintext", 1, PROSE)
+    job = store.job(doc, 0, unit="sentence", position_policy="exact", take=False)
+    chunk, depth = 8, model.cfg.depth
+    asked: list[bool] = []
+
+    def busy() -> bool:
+        asked.append(True)
+        return True
+
+    steps = []
+    while (step := worker.build_step(job, chunk, give_way=busy)).result is None:
+        steps.append(step.built_tokens)
+    layers = (1 + depth) * -(-len(job.ids) // chunk)  # every chunk placed, then through every layer
+    assert len(asked) == layers == len(steps)  # one step per call (and a last call to finish)
+    assert steps[: 1 + depth] == [0] * (1 + depth) and steps[1 + depth] == chunk  # a chunk counts once done
+    assert step.result.tokens == len(job.ids)
+    got = worker.document(doc.uri, job.section)[0]
+    assert got.probabilities == pytest.approx(dense_document(model, job.ids, [(0, len(job.ids))]), abs=1e-4)
+    # with nothing waiting, a section is built in one call
+    asked.clear()
+    worker.drop(doc.uri)
+    assert worker.build_step(job, chunk, give_way=lambda: asked.append(False) or False).result is not None
+    assert len(asked) == layers

@@ -118,3 +118,48 @@ async def test_a_close_drops_what_is_pending(store):
     applier.submit("u", 4, changes)
     await applier.applied("u")
     assert seen.applied[-1][0] == 4 and reopened.text.text == text.replace("dog", "wolf")
+
+
+async def test_a_long_text_is_indexed_off_the_loop_and_its_changes_wait_for_it(monkeypatch):
+    """A text over ``LONG_TEXT_CHARS`` opens once its line index is built on the text thread:
+    meanwhile its didChanges queue (none is lost as 'not open') and requests wait; a close
+    before the open is done means it never happens."""
+    import threading
+
+    from vqlsp.lsp import core
+    from vqlsp.lsp.core import VqlspServer
+
+    monkeypatch.setattr(core, "LONG_TEXT_CHARS", len(PARAGRAPH))
+    server = VqlspServer()
+    server.logged = []
+    server.log_message = lambda message, kind=None: server.logged.append(message)
+    text = PARAGRAPH * 3
+    try:
+        busy = threading.Event()
+        server.text_thread.submit(busy.wait, 30)  # the text thread is busy: the index waits
+        server.open_document(types.TextDocumentItem(uri="u", language_id="plaintext", version=1, text=text))
+        assert "u" not in server.store and server.changes.pending("u")
+        changes, replaced = replace_all(text, "cat", "tiger")
+        server.changes.submit("u", 2, changes)  # queued behind the open
+        requested = asyncio.create_task(server.changes.applied("u"))  # what a hover does first
+        await asyncio.sleep(0)
+        assert not requested.done()
+        busy.set()
+        await asyncio.wait_for(requested, 30)
+        doc = server.store.get("u")
+        assert doc.text.text == replaced and doc.version == 2 and doc.text.line_count == 4
+        assert not any("not open" in m for m in server.logged)
+
+        busy.clear()
+        server.text_thread.submit(busy.wait, 30)
+        server.open_document(types.TextDocumentItem(uri="w", language_id="plaintext", version=1, text=text))
+        server.changes.discard("w")  # what didClose does while the open is pending
+        busy.set()
+        await asyncio.wait_for(server.changes.applied("w"), 30)
+        await asyncio.wait_for(asyncio.wrap_future(server.text_thread.submit(lambda: None)), 30)
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert "w" not in server.store
+    finally:
+        server.jobs.close()
+        server.text_thread.shutdown(wait=False)

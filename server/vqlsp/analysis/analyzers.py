@@ -16,7 +16,7 @@ Everything here runs on the inference worker thread.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -40,6 +40,11 @@ class Analyzer(Protocol):
         ...
 
     def apply(self, edits: Sequence[TokenEdit]) -> UpdateCost: ...
+
+    def apply_in_steps(self, edits: Sequence[TokenEdit]) -> Iterator[int]:
+        """``apply`` in steps (a layer each, where the analyzer can), so that a background
+        build can give way between two; the analyzer is unusable until it is exhausted."""
+        ...
 
     def spans(self, token_spans: Sequence[tuple[int, int]]) -> list[HeadOutput]:
         """The span head's output for each token span (empty without a span head)."""
@@ -156,6 +161,10 @@ class DenseAnalyzer:
     def apply(self, edits: Sequence[TokenEdit]) -> UpdateCost:
         return self._run(tuple(apply_edits(self.ids, edits)), full=False)
 
+    def apply_in_steps(self, edits: Sequence[TokenEdit]) -> Iterator[int]:
+        self.apply(edits)  # one step: the dense forward is not cut by layer
+        yield 0
+
     @torch.no_grad()
     def spans(self, token_spans: Sequence[tuple[int, int]]) -> list[HeadOutput]:
         if self.model.span_head is None or self.states is None or not token_spans:
@@ -209,6 +218,10 @@ class EngineAnalyzer:
         if not stats.rows_changed:  # nothing to do
             return UpdateCost(False, stats.tokens, (0,) * self.session.cfg.depth, stats.ms)
         return _engine_cost(stats, False, stats.ms)
+
+    def apply_in_steps(self, edits: Sequence[TokenEdit]) -> Iterator[int]:
+        yield from self.session.apply_in_steps(edits)
+        self.ids = tuple(self.session.token_ids)
 
     def spans(self, token_spans: Sequence[tuple[int, int]]) -> list[HeadOutput]:
         if not token_spans:

@@ -11,12 +11,14 @@ Two kinds of job:
   path). The job carries the section's whole token ids (bounded by the section
   size), so a section whose state is missing or out of step is rebuilt, never
   read wrong.
-* ``build_step(job, chunk)``: build a section's state ``chunk`` tokens at a
-  time (a first pass over an opened document, or a settle: a fresh state on
-  exact position ids), so that background work never holds the worker for
-  more than one chunk. Appending at the end of a causal model's state is the
-  same computation as a first pass; the finished state replaces the section's
-  live one.
+* ``build_step(job, chunk, give_way=...)``: build a section's state ``chunk``
+  tokens at a time (a first pass over an opened document, or a settle: a fresh
+  state on exact position ids) until it is done or another job waits; it asks
+  after every layer, so background work never holds the worker for more than
+  one layer of one chunk, and it runs a whole section in one job when nothing
+  else is queued. Appending at the end of a causal model's state is the same
+  computation as a first pass; the finished state replaces the section's live
+  one.
 
 The heads served are the model's own and any *extra* heads (fitted on this
 model's features by ``vqlsp train-head``, loaded by ``model/head_files.py``):
@@ -30,7 +32,7 @@ import dataclasses
 import logging
 import time
 from bisect import bisect_left, bisect_right
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -68,13 +70,18 @@ def token_spans(
     return out
 
 
+def _never() -> bool:
+    return False
+
+
 @dataclass
 class _Build:
     """A section state being built in chunks, towards ``target``."""
 
     target: tuple[int, ...]
     policy: str
-    analyzer: Analyzer | None = None
+    analyzer: Analyzer  # holds the tokens built so far (once ``steps`` is exhausted)
+    steps: Iterator[int] | None = None  # the chunk being appended, when a build gave way inside it
     ms: float = 0.0
 
 
@@ -175,9 +182,14 @@ class AnalysisWorker:
 
     # -- background work, a chunk at a time --------------------------------------------
 
-    def build_step(self, job: SectionJob, chunk: int, *, settle: bool = False) -> BuildProgress:
-        """Append up to ``chunk`` of ``job.ids`` to the section's build; on the last chunk the
-        build replaces the section's state and the section's result is returned."""
+    def build_step(
+        self, job: SectionJob, chunk: int, *, settle: bool = False, give_way: Callable[[], bool] = _never,
+    ) -> BuildProgress:
+        """Build the section's state ``chunk`` tokens at a time until it is done or ``give_way()``
+        says another job is waiting. It is asked after every layer of a chunk, so a keystroke
+        waits for one layer, not a chunk or a section; a build put off keeps its place (a chunk
+        half through its layers) for the next call. On the last chunk the build replaces the
+        section's state and the section's result is returned."""
         t0 = time.perf_counter()
         state = self._section(job.uri, job.section)
         if job.revision < state.revision:  # cut before an update of the section: moot
@@ -185,21 +197,26 @@ class AnalysisWorker:
             return BuildProgress(job.section, 0, abandoned=True)
         build = state.build
         if build is None or build.target != job.ids or build.policy != job.position_policy:
-            build = state.build = _Build(job.ids, job.position_policy)
-        done = 0 if build.analyzer is None else len(build.analyzer.ids)
-        stop = min(done + max(chunk, 1), len(job.ids))
-        if build.analyzer is None:
-            build.analyzer, _ = open_analyzer(self.model, job.ids[:stop], job.position_policy, dense=self.dense)
-        elif stop > done:
-            build.analyzer.apply([TokenEdit(done, done, job.ids[done:stop])])
+            empty, _ = open_analyzer(self.model, (), job.position_policy, dense=self.dense)
+            build = state.build = _Build(job.ids, job.position_policy, empty)
+        try:
+            while (done := len(build.analyzer.ids)) < len(job.ids) or build.steps is not None:
+                if build.steps is None:  # the next chunk, appended at the end
+                    stop = min(done + max(chunk, 1), len(job.ids))
+                    build.steps = build.analyzer.apply_in_steps([TokenEdit(done, done, job.ids[done:stop])])
+                for _ in build.steps:
+                    if give_way():
+                        build.ms += (time.perf_counter() - t0) * 1e3
+                        return BuildProgress(job.section, done)
+                build.steps = None
+        except BaseException:
+            state.build = None  # a chunk that failed half way leaves its analyzer unusable
+            raise
         build.ms += (time.perf_counter() - t0) * 1e3
-        if stop < len(job.ids):
-            return BuildProgress(job.section, stop)
-        if build.analyzer.ids != job.ids:  # cannot happen unless the engine is wrong; say so
-            state.build = None
-            raise RuntimeError(f"section {job.section}: a chunked build did not reproduce its tokens")
         state.build = None
         analyzer = build.analyzer
+        if analyzer.ids != job.ids:  # cannot happen unless the engine is wrong; say so
+            raise RuntimeError(f"section {job.section}: a chunked build did not reproduce its tokens")
         self._install(job, state, analyzer, [])
         depth = self.model.cfg.depth
         cost = UpdateCost(True, len(job.ids), (len(job.ids),) * depth, build.ms)

@@ -51,7 +51,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -227,6 +227,22 @@ class IncrementalSession:
         return self.last_stats
 
     @torch.inference_mode()
+    def apply_in_steps(self, edits: Sequence[TokenEdit]) -> Iterator[int]:
+        """``apply``, one layer per step: yields -1 once the edit's rows have their slots, then
+        each layer's index once it is done, so that a caller can put the rest off (a background
+        build gives way to a keystroke between two layers; the static loop runs its layers as
+        one step). ``last_stats`` is set when the iterator is exhausted. Until then the session
+        must not be read or changed; one dropped midway is unusable (a build drops it whole)."""
+        start = time.perf_counter()
+        plan = EditPlan.build(self.n, edits)
+        stats = UpdateStats(tokens=plan.new_len)
+        if not plan.empty:
+            yield from self._apply_steps(plan, stats)
+        self._sync()
+        stats.ms = (time.perf_counter() - start) * 1e3  # (the time between steps counts too)
+        self.last_stats = stats
+
+    @torch.inference_mode()
     def reindex(self) -> UpdateStats:
         """Give every token its exact position id (0..n-1) and update every row that changes.
 
@@ -264,9 +280,14 @@ class IncrementalSession:
         return GraphedLayers()
 
     def _apply(self, plan: EditPlan, stats: UpdateStats, reindex: bool = False) -> None:
+        for _ in self._apply_steps(plan, stats, reindex):
+            pass
+
+    def _apply_steps(self, plan: EditPlan, stats: UpdateStats, reindex: bool = False) -> Iterator[int]:
         self._stage_ms = stats.stage_ms if self.profile and not self.static else None
         call, changed, rotated = self._prepare(plan, stats, reindex)
-        if self.static:
+        yield -1  # rows placed, buffers grown (the longest step of an append): a step of its own
+        if self.static:  # (its layers run as one step: the loop reads its counts once, after them)
             self._apply_static(call, changed, rotated, stats)
             return
         reports = []
@@ -279,6 +300,7 @@ class IncrementalSession:
             if self.profile:
                 self._sync()
             stats.layer_ms.append((time.perf_counter() - start) * 1e3)
+            yield layer
         with self._stage("final"):
             self._final(changed, stats)
         for report in reports:  # counts read once, after the layer loop

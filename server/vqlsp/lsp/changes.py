@@ -20,6 +20,10 @@ document has changes pending:
   ``applied`` first, so their positions are read on the text the client meant.
 
 A close or reopen drops whatever is pending for the document (``discard``).
+
+A long document's open can be pending too (``after``: its line index is built off
+the event loop): its ``didChange``s queue behind the open, and requests about it
+wait for it, as behind a long change.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from lsprotocol import types
 
@@ -80,6 +84,14 @@ class ChangeApplier:
         if uri not in self._tasks:
             self._tasks[uri] = asyncio.get_running_loop().create_task(self._drain(uri))
 
+    def after(self, uri: str, first: Callable[[], Awaitable[object]]) -> None:
+        """Apply ``uri``'s ``didChange``s only once ``first()`` is done (its open, completed off
+        the loop); until then they queue, and ``applied`` waits for it too. Whatever was
+        pending for ``uri`` is dropped (``first`` opens it afresh)."""
+        self.discard(uri)
+        self._queues[uri] = deque()
+        self._tasks[uri] = asyncio.get_running_loop().create_task(self._drain(uri, first))
+
     async def applied(self, uri: str) -> None:
         """Wait until every ``didChange`` of ``uri`` received so far is applied."""
         while (task := self._tasks.get(uri)) is not None:
@@ -92,10 +104,12 @@ class ChangeApplier:
         if task is not None:
             task.cancel()
 
-    async def _drain(self, uri: str) -> None:
+    async def _drain(self, uri: str, first: Callable[[], Awaitable[object]] | None = None) -> None:
         queue = self._queues[uri]
         application: ChangeApplication | None = None
         try:
+            if first is not None:
+                await first()
             while queue:
                 version, changes = queue.popleft()
                 try:

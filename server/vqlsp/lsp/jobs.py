@@ -5,9 +5,10 @@ locks, and updates never compete for the CPU cores), so the order of jobs is
 the server's latency policy: a job of the document being typed in
 (``FOREGROUND``) runs before anything queued in the ``BACKGROUND`` (first
 passes of opened documents, settles, other documents' re-analysis), and
-background work is cut into short jobs (one section, or one chunk of a
-section's build), so a keystroke waits at most for the one job already
-running. Within a priority, jobs run in the order they came.
+background work is cut into short jobs, or gives way: a section's build asks
+``waiting()`` after every layer and stops there when another job is queued, so
+a keystroke waits at most for one short step of the job already running.
+Within a priority, jobs run in the order they came.
 
 Not pygls's thread pool: that one reads stdin.
 """
@@ -48,6 +49,11 @@ class JobQueue:
             self.queued[priority] += 1
             self._ready.notify()
         return future
+
+    def waiting(self) -> bool:
+        """Whether a job is queued behind the one running (a long job polls this between its
+        steps, so it reads without the lock: a job queued a moment later is seen at the next)."""
+        return bool(self._heap)
 
     async def run(self, priority: int, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """``submit`` and await the result on the event loop (cancelling the wait cancels the

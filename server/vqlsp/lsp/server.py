@@ -23,7 +23,7 @@ from pygls.workspace.position_codec import PositionCodec
 from vqlsp.text.positions import InvalidRange
 
 from .actions import IGNORE_IN_WORKSPACE_COMMAND, code_actions, command_arguments
-from .core import HOVER_WAIT_S, RESULT_WAIT_S, STATS_COMMAND, VqlspServer, short_name
+from .core import HOVER_WAIT_S, RESULT_WAIT_S, STATS_COMMAND, VqlspServer
 from .diagnostics import document_stats, lsp_full_report, spans_at
 from .documents import UnknownDocument
 from .hover import lsp_hover
@@ -84,15 +84,7 @@ def build_server(*, dense: bool = False, loop_lag: bool = False) -> VqlspServer:
 
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
     def did_open(ls: VqlspServer, params: types.DidOpenTextDocumentParams) -> None:
-        item = params.text_document
-        reopened = item.uri in ls.store
-        ls.changes.discard(item.uri)  # changes still pending for the text this one replaces
-        doc = ls.store.open(item.uri, item.language_id, item.version, item.text)
-        if reopened:
-            ls.log_message(f"{short_name(item.uri)} opened again; its text replaces the server's", types.MessageType.Warning)
-        if doc.binary:
-            ls.log_message(f"{short_name(item.uri)} holds NUL characters (binary?); not analysed", types.MessageType.Warning)
-        ls.opened(doc)
+        ls.open_document(params.text_document)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls: VqlspServer, params: types.DidChangeTextDocumentParams) -> None:
@@ -101,6 +93,9 @@ def build_server(*, dense: bool = False, loop_lag: bool = False) -> VqlspServer:
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: VqlspServer, params: types.DidCloseTextDocumentParams) -> None:
         uri = params.text_document.uri
+        if uri not in ls.store and ls.changes.pending(uri):
+            ls.changes.discard(uri)  # closed while its open was still pending: it never happens
+            return
         try:
             doc = ls.store.close(uri)
         except UnknownDocument as exc:
