@@ -7,10 +7,15 @@ import subprocess
 import sys
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from tokenizers import Tokenizer
 
+from vqlsp.text import tokenizer as tokenizer_module
 from vqlsp.text.document import TokenizedDocument
 from vqlsp.text.tokenizer import TextTokenizer, UnsupportedTokenizer, load_tokenizer
+
+from .strategies import texts
 
 
 def test_accepts_tokenizers_paths_directories_and_fast_tokenizers(made_tokenizers, tmp_path):
@@ -86,3 +91,35 @@ def test_the_text_layer_does_not_import_torch(made_tokenizers, tmp_path):
         "assert 'torch' not in sys.modules and 'transformers' not in sys.modules, 'imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("text_tokenizer", ["smollm2", "gpt2", "llama3_split", "hf_smollm2_digits", "metaspace", "bert"],
+                         indirect=True)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=texts(max_pieces=60), piece_chars=st.integers(1, 40))
+def test_a_long_text_encoded_in_pieces_is_the_text_encoded_whole(text_tokenizer, text, piece_chars):
+    whole = text_tokenizer.encode(text)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(tokenizer_module, "LONG_TEXT_CHARS", 0)  # every text takes the pieces' path
+        pieces = text_tokenizer.encode(text, piece_chars=piece_chars)
+    assert pieces == whole
+
+
+@pytest.mark.parametrize("text_tokenizer", ["smollm2"], indirect=True)
+def test_prose_is_cut_into_pieces_every_piece_chars(text_tokenizer):
+    text = " ".join(f"The {i}th draft's section reads well, mostly.\n\n" for i in range(4000))
+    starts = text_tokenizer._piece_starts(text, 4096)
+    assert len(starts) >= len(text) // 4096 - 1
+    assert all(text[s] == " " and not text[s - 1].isspace() for s in starts[1:])
+    assert text_tokenizer.encode(text, piece_chars=4096).ids == text_tokenizer.encode_ids(text)
+
+
+def test_pieces_are_never_cut_inside_an_added_token(made_tokenizers):
+    raw = Tokenizer.from_str(made_tokenizers["gpt2"].to_str())
+    raw.add_tokens(["draft reads well"])  # matched on the raw text, spaces and all
+    tokenizer = TextTokenizer(raw)
+    text = "The draft reads well, mostly. " * 300
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(tokenizer_module, "LONG_TEXT_CHARS", 0)
+        for piece_chars in range(1, 40):
+            assert tokenizer.encode(text, piece_chars=piece_chars) == tokenizer.encode(text, piece_chars=len(text))

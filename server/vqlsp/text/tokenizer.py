@@ -26,6 +26,8 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Iterator
+from itertools import islice, pairwise
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,16 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 # (``encode`` holds it: 2.1 s for a 2 MB text, measured), so a long document tokenized on
 # a thread never stalls the server's event loop. Same encoding either way.
 LONG_TEXT_CHARS = 1 << 14
+# ... and in pieces of about this many characters: reading one encoding's offsets, ids and
+# word ids into Python holds the GIL (10 MB of prose: 418, 134 and 81 ms, measured), which
+# the event loop would wait for; a piece's take ~3 ms. Pieces are cut only at a space
+# between two non-space characters where encoding a window around the cut in two parts
+# gives the window's own tokens (``_piece_starts``), so the ids are the same as whole.
+PIECE_CHARS = 1 << 16
+# Characters on each side of a candidate cut that ``_piece_starts`` re-encodes to check it.
+CUT_CHECK_CHARS = 64
+MAX_CUT_TRIES = 16  # candidates tried per piece before moving on
+_CUT_CANDIDATE = re.compile(r"(?<=\S) (?=\S)")
 
 # Characters of context kept on each side of a change even for tokenizers whose
 # pre-tokenizer looks only a few characters ahead (GPT-2's contractions read
@@ -94,32 +106,66 @@ class TextTokenizer:
         """Token ids of ``text`` from scratch; what a document's ids must always equal."""
         return self._backend.encode(_encodable(text), add_special_tokens=False).ids
 
-    def encode(self, text: str) -> TokenRun:
-        """Tokenize ``text`` from scratch, with spans and word starts (see ``run``)."""
+    def encode(self, text: str, *, piece_chars: int = PIECE_CHARS) -> TokenRun:
+        """Tokenize ``text`` from scratch, with spans and word starts (see ``run``); a long
+        text in pieces of about ``piece_chars`` characters (see ``PIECE_CHARS``)."""
         if not text:
             return TokenRun.empty()
-        if len(text) > LONG_TEXT_CHARS:  # ``encode_batch`` lets other threads run meanwhile
-            encoding = self._backend.encode_batch([_encodable(text)], add_special_tokens=False)[0]
-        else:
-            encoding = self._backend.encode(_encodable(text), add_special_tokens=False)
-        offsets = encoding.offsets
-        starts = [start for start, _ in offsets]
-        ends = [end for _, end in offsets]
+        if len(text) <= LONG_TEXT_CHARS:
+            starts, encodings = [0], [self._backend.encode(_encodable(text), add_special_tokens=False)]
+        else:  # ``encode_batch`` lets other threads run meanwhile
+            starts = self._piece_starts(text, piece_chars)
+            pieces = [_encodable(text[a:b]) for a, b in pairwise([*starts, len(text)])]
+            encodings = self._backend.encode_batch(pieces, add_special_tokens=False)
+        ids: list[int] = []
+        token_starts: list[int] = []
+        token_ends: list[int] = []
         word_chars = [0]
         word_tokens = [0]
         # A new pre-token starts a word only where no earlier token reaches past its
-        # start, so a cut there leaves every token whole.
+        # start, so a cut there leaves every token whole. (Pieces start new pre-tokens.)
         reach = 0
         previous_word: int | None = -1
-        for i, word in enumerate(encoding.word_ids):
-            start = starts[i]
-            if word is not None:
-                if word != previous_word and start > word_chars[-1] and start >= reach:
-                    word_chars.append(start)
-                    word_tokens.append(i)
-                previous_word = word
-            reach = max(reach, ends[i])
-        return TokenRun(text, encoding.ids, starts, ends, word_chars, word_tokens)
+        word_base = 0  # word ids restart in each piece: shifted past the last piece's
+        for base, encoding in zip(starts, _one_at_a_time(encodings)):
+            offsets = encoding.offsets
+            first = len(ids)
+            ids += encoding.ids
+            token_starts += [start + base for start, _ in offsets]
+            token_ends += [end + base for _, end in offsets]
+            for i, word in enumerate(encoding.word_ids, start=first):
+                start = token_starts[i]
+                if word is not None:
+                    word += word_base
+                    if word != previous_word and start > word_chars[-1] and start >= reach:
+                        word_chars.append(start)
+                        word_tokens.append(i)
+                    previous_word = word
+                reach = max(reach, token_ends[i])
+            word_base += len(offsets) + 1
+        return TokenRun(text, ids, token_starts, token_ends, word_chars, word_tokens)
+
+    def _piece_starts(self, text: str, piece_chars: int) -> list[int]:
+        """Where to cut ``text`` into pieces encoded apart: 0, then the first checked cut at
+        or after every ``piece_chars`` characters (a piece runs on where none of the next
+        ``MAX_CUT_TRIES`` candidates checks out, and to the end where none is left)."""
+        out = [0]
+        target = piece_chars
+        while target < len(text):
+            candidates = [m.start() for m in islice(_CUT_CANDIDATE.finditer(text, target), MAX_CUT_TRIES)]
+            if not candidates:
+                break
+            cut = next((c for c in candidates if self._cut_keeps_tokens(text, c)), None)
+            if cut is not None:
+                out.append(cut)
+            target = (cut or target) + piece_chars
+        return out
+
+    def _cut_keeps_tokens(self, text: str, cut: int) -> bool:
+        """Whether a window around ``cut`` encodes to the same ids whole and in two parts."""
+        reach = max(CUT_CHECK_CHARS, 4 * self.context_chars)
+        before, after = text[max(cut - reach, 0) : cut], text[cut : cut + reach]
+        return self.encode_ids(before + after) == self.encode_ids(before) + self.encode_ids(after)
 
 
 def load_tokenizer(source: Any) -> TextTokenizer:
@@ -147,6 +193,15 @@ def load_tokenizer(source: Any) -> TextTokenizer:
         "token offsets, which only `tokenizers` (and transformers' *Fast classes) give; "
         "pass a tokenizers.Tokenizer, a fast tokenizer, or a path to tokenizer.json"
     )
+
+
+def _one_at_a_time(items: list) -> Iterator:
+    """The items of ``items``, each taken out of it first, so that each is freed once the
+    caller is done with it: an ``Encoding``'s Rust memory is freed holding the GIL (a
+    10 MB text's 2.7 M token strings: ~130 ms at once, measured; a piece's ~1 ms)."""
+    items.reverse()
+    while items:
+        yield items.pop()
 
 
 def _encodable(text: str) -> str:
