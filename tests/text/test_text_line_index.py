@@ -108,6 +108,10 @@ def assert_same(index: LineIndex, flat: FlatLineIndex) -> None:
     lines = [flat.line_text(i) for i in range(flat.line_count)]
     assert [index.line_text(i) for i in range(index.line_count)] == lines
     assert index.line_text(-1) == lines[-1]
+    for offset in range(-1, len(flat.text) + 2):
+        clamped = min(max(offset, 0), len(flat.text))
+        line = bisect_right(flat.starts, clamped) - 1
+        assert index.line_at(offset) == (line, clamped - flat.starts[line])
     for codec in CODECS:
         for offset in range(-1, len(flat.text) + 2):
             assert index.position_at(offset, codec) == flat.position_at(offset, codec)

@@ -50,7 +50,7 @@ from .diagnostics import (
     Silence,
     classification_params,
     document_silence,
-    lsp_publish_diagnostics,
+    publish_diagnostics_json,
 )
 from .documents import (
     ChangeReport,
@@ -606,8 +606,8 @@ class VqlspServer(LanguageServer):
         if self.pull or doc.last is None or self.store.documents.get(doc.uri) is not doc or doc.applying:
             return  # cleared or closed meanwhile, or a change half applied (its update publishes)
         started = time.perf_counter()
-        params = lsp_publish_diagnostics(doc, self.store.codec, self.options.diagnostics, self.unit(), self.silence(doc))
-        self.protocol.notify_json(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS, params)
+        params = publish_diagnostics_json(doc, self.store.codec, self.options.diagnostics, self.unit(), self.silence(doc))
+        self.protocol.notify_json_text(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS, params)
         doc.diagnostics_next = asyncio.get_running_loop().time() + DIAGNOSTICS_SPACING * (time.perf_counter() - started)
 
     def clear(self, doc: Document, *, closed: bool = False) -> None:

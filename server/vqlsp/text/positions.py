@@ -170,6 +170,14 @@ class LineIndex:
         column = min(offset - self._chunk_char[k] - self._starts[k][local], len(text))
         return types.Position(line=line, character=code_units(text[:column], codec))
 
+    def line_at(self, offset: int) -> tuple[int, int]:
+        """``(line, code-point column)`` of code-point ``offset`` (clamped to the text): two
+        bisects, no line copied (``position_at`` also counts the column in the client's units)."""
+        offset = min(max(offset, 0), self._chunk_char[-1])
+        k = self._chunk_at(offset)
+        local = bisect_right(self._starts[k], offset - self._chunk_char[k]) - 1
+        return self._chunk_line[k] + local, offset - self._chunk_char[k] - self._starts[k][local]
+
     def offsets_of(self, range: types.Range, codec: PositionCodec) -> tuple[int, int]:
         """``(start, end)`` code-point offsets of an LSP range; ``InvalidRange`` if reversed
         or if either end falls inside a character."""
