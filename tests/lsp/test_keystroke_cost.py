@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import json
 import random
+import sys
 
 import pytest
 from lsprotocol import types
 from pygls.workspace.position_codec import PositionCodec
 
-from vqlsp.analysis.results import SectionResult, SpanResult, UpdateCost
+from vqlsp.analysis.results import HeadOutput, SectionResult, SpanResult, UpdateCost
 from vqlsp.lsp import diagnostics
+from vqlsp.lsp.core import VqlspServer
 from vqlsp.lsp.diagnostics import publish_diagnostics_json, section_diagnostics
-from vqlsp.lsp.documents import DocumentStore
+from vqlsp.lsp.documents import ChangeReport, DocumentStore
 from vqlsp.lsp.options import DiagnosticOptions
 from vqlsp.text.segments import segment
 from vqlsp.text.tokenizer import load_tokenizer
@@ -65,7 +67,7 @@ def pushed(store: DocumentStore, doc) -> list[dict]:
 
 
 def from_scratch(store: DocumentStore, doc) -> list[dict]:
-    kept, doc.diagnostics = doc.diagnostics, {}
+    kept, doc.diagnostics = doc.diagnostics, None
     try:
         return section_diagnostics(doc, store.codec, OPTIONS, "sentence")
     finally:
@@ -115,8 +117,15 @@ def test_a_keystroke_rebuilds_only_its_own_sections_diagnostics(tokenizer, monke
     assert len(doc.sections) >= paragraphs // 4
     pushed(store, doc)
     built, positions = [], []
-    real_build, real_position_at = diagnostics._build, type(doc.text).position_at
-    monkeypatch.setattr(diagnostics, "_build", lambda *a: built.append(a[1]) or real_build(*a))
+    real_section, real_position_at = diagnostics._section, type(doc.text).position_at
+
+    def section(doc, k, entry, *args):
+        new = real_section(doc, k, entry, *args)
+        if new is not entry:
+            built.append(new.result)
+        return new
+
+    monkeypatch.setattr(diagnostics, "_section", section)
     monkeypatch.setattr(type(doc.text), "position_at",
                         lambda self, offset, codec: positions.append(offset) or real_position_at(self, offset, codec))
     middle = doc.sections.char_starts[len(doc.sections) // 2] + 5
@@ -131,3 +140,89 @@ def test_a_keystroke_rebuilds_only_its_own_sections_diagnostics(tokenizer, monke
         assert len(positions) == 2 * len(built[0].spans)  # its spans' two ends; no other section's
         assert items == from_scratch(store, doc)
         middle += 1
+
+
+# -- the whole keystroke path on the event loop ------------------------------------------------
+
+
+class MadeUpWorker:
+    """The inference side, made up: each section's result is one span per sentence."""
+
+    engine = "incremental"
+
+    class model:  # noqa: N801 (what ``publish`` reads of a model)
+        class cfg:  # noqa: N801
+            depth = 2
+
+    def update(self, job, label_last=None):
+        spans = tuple(SpanResult(s.start, s.end, "formal", {"formal": 0.9, "casual": 0.1}, "span", unit="sentence")
+                      for s in segment(job.text, "sentence"))
+        labels = (HeadOutput("alpha", {"alpha": 1.0}, "document"),) if label_last is not None else None
+        return SectionResult(job.section, job.revision, len(job.ids), spans, UpdateCost(False, len(job.ids), (1, 1)),
+                             1, 1.0, "incremental", labels=labels)
+
+    def document(self, uri, last):
+        return (HeadOutput("alpha", {"alpha": 1.0}, "document"),)
+
+    def forget_sections(self, uri, sections):
+        pass
+
+    def drop(self, uri):
+        pass
+
+
+@pytest.fixture
+def server(tokenizer):
+    server = VqlspServer()
+    server.log_message = lambda message, kind=None: None
+    server.capability = lambda path: False
+    server.protocol.set_writer(type("Writer", (), {"write": lambda self, data: None})())
+    server.store.set_tokenizer(tokenizer)
+    server.store.section_tokens = 48
+    server.worker, server.model_state, server.model_labels = MadeUpWorker(), "ready", {"span_unit": "sentence"}
+    server.scheduler.request = lambda *args, **kwargs: None  # each keystroke's update is awaited here
+    yield server
+    server.jobs.close()
+    server.text_thread.shutdown(wait=False)
+
+
+async def keystroke_calls(server, paragraphs: int) -> tuple[int, int]:
+    """Python calls on the event loop's thread for one keystroke in the middle of a document
+    (its didChange, its update, its diagnostics push), and the document's sections."""
+    uri = f"file:///{paragraphs}.txt"
+    doc = server.store.open(uri, "plaintext", 1, "".join(f"{i}. {PARAGRAPH}" for i in range(paragraphs)))
+    for k in range(len(doc.sections)):
+        analyse(server.store, doc, k)
+    await server.publish(doc, [], 0)
+    offset = doc.sections.char_starts[len(doc.sections) // 2] + 5
+    counts = []
+    for text in ("x", "y"):  # the first warms up (a section's first diagnostics since the publish)
+        calls = 0
+
+        def count(frame, event, arg):
+            nonlocal calls
+            calls += event == "call"
+
+        sys.setprofile(count)
+        try:
+            type_at(server.store, doc, offset, text)
+            server.changed(ChangeReport(doc))
+            await server.run_update(uri)
+            if doc.diagnostics_timer is not None:  # (pushes are spaced: push this one now)
+                doc.diagnostics_timer.cancel()
+                doc.diagnostics_timer = None
+                server._push_diagnostics(doc)
+        finally:
+            sys.setprofile(None)
+        offset += 1
+        counts.append(calls)
+    assert doc.last is not None and doc.last.revision == doc.revision
+    return counts[-1], len(doc.sections)
+
+
+async def test_a_keystrokes_work_on_the_event_loop_does_not_grow_with_the_document(server):
+    small, small_sections = await keystroke_calls(server, 6)
+    large, large_sections = await keystroke_calls(server, 60)
+    assert large_sections >= 8 * small_sections
+    # A step per section is allowed (a comprehension, a C call); a Python call per section is not.
+    assert large - small < (large_sections - small_sections) / 4, (small, large)

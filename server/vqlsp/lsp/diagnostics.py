@@ -10,7 +10,7 @@ point at the wrong text, even while the classification describes an older one.
 A long document has thousands of them and LSP sends them all on every push, so
 they are kept per section (``SectionDiagnostics``), with lines relative to the
 section's first line and as JSON text: a section whose result, changes and first
-column are as before reuses its entry, and a push joins the sections' texts
+line's text before it are as before reuses its entry, and a push joins the sections' texts
 (``publish_diagnostics_json``), sent without pygls's converter
 (``protocol.VqlspProtocol.notify_json_text``). A keystroke builds only its own
 section's diagnostics; one that adds or removes a line also renders the later
@@ -31,7 +31,7 @@ from __future__ import annotations
 import json
 from bisect import bisect_right
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from lsprotocol import types
@@ -132,7 +132,7 @@ def verdict(span: SpanResult, options: DiagnosticOptions, silence: Silence) -> s
 
 @dataclass
 class SectionDiagnostics:
-    """One section's span diagnostics, kept between pushes (``Document.diagnostics``).
+    """One section's span diagnostics, kept between pushes (``DiagnosticsCache``).
 
     Lines are relative to the section's first line, so a change above the section that
     adds or removes lines only renders them again (``json_text``) instead of building
@@ -140,22 +140,27 @@ class SectionDiagnostics:
     its ``id``: a freed result's id can come back as a newer one's)."""
 
     result: SectionResult
-    key: tuple  # what else the diagnostics depend on (changes since the result, options, ...)
+    changes: int  # the section's changes since ``result`` when built (they only grow until the next result)
+    # the text before the section on its first line ("" unless it starts inside a line): the
+    # characters of the diagnostics on that line count from the line's start
+    prefix: str
+    silenced: tuple[tuple[int, int], ...]  # its spans silenced by ignore comments
     # per diagnostic: (start line, start character, end line, end character), lines relative
     ranges: list[tuple[int, int, int, int]]
     rests: list[dict[str, Any]]  # everything but the range
     rest_json: list[str]  # each ``rests`` entry as JSON, without its opening brace
-    rendered: tuple[int, str] | None = None  # (first line, the diagnostics' JSON, comma-separated)
+    line: int = -1  # the first line ``text`` is rendered for
+    text: str = ""  # the diagnostics' JSON, comma-separated
 
     def json_text(self, line: int) -> str:
         """The diagnostics as JSON values joined by commas, for the section at ``line``."""
-        if self.rendered is None or self.rendered[0] != line:
-            self.rendered = (line, ",".join(
+        if self.line != line:
+            self.line, self.text = line, ",".join(
                 f'{{"range":{{"start":{{"line":{line + a},"character":{b}}},'
                 f'"end":{{"line":{line + c},"character":{d}}}}},{rest}'
                 for (a, b, c, d), rest in zip(self.ranges, self.rest_json)
-            ))
-        return self.rendered[1]
+            )
+        return self.text
 
     def values(self, line: int) -> list[dict[str, Any]]:
         """The diagnostics as JSON values, for the section at ``line``."""
@@ -163,44 +168,60 @@ class SectionDiagnostics:
                  **rest} for (a, b, c, d), rest in zip(self.ranges, self.rests)]
 
 
+@dataclass
+class DiagnosticsCache:
+    """A document's ``SectionDiagnostics`` by section id, for one set of settings."""
+
+    settings: tuple  # options, span unit, position encoding, ignored labels
+    entries: dict[int, SectionDiagnostics] = field(default_factory=dict)
+
+
 def _sections(
     doc: Document, codec: PositionCodec, options: DiagnosticOptions, unit: str, silence: Silence
 ) -> list[tuple[SectionDiagnostics, int]]:
     """Every analysed section's diagnostics with the section's first line now (see the module
-    docstring for what is reused)."""
+    docstring for what is reused). Per push this is one short step per section: a long
+    document has thousands."""
     if doc.sections is None:
         return []
-    out: list[tuple[SectionDiagnostics, int]] = []
     settings = (options.key(), unit, str(codec.encoding), silence.file_labels, silence.workspace_labels)
-    floor = min([options.threshold, *(r.threshold for r in options.labels.values() if r.threshold is not None)])
-    cache, fresh = doc.diagnostics, {}
-    bounds = doc.sections.char_starts
-    for k, (section, start) in enumerate(zip(doc.sections.sections, bounds)):
-        if section.result is None:
+    cache = doc.diagnostics
+    if cache is None or cache.settings != settings:
+        cache = DiagnosticsCache(settings)
+    entries: dict[int, SectionDiagnostics] = {}
+    out: list[tuple[SectionDiagnostics, int]] = []
+    sections, bounds = doc.sections.sections, doc.sections.char_starts
+    for k, (section, (line, column)) in enumerate(zip(sections, doc.text.lines_at(bounds[:-1]))):
+        result = section.result
+        if result is None:
             continue
-        line, column = doc.text.line_at(start)
-        if column:  # a section that starts inside a line: its first line's characters count from there
-            column = doc.text.position_at(start, codec).character
-        silenced = tuple(sorted(s for s in silence.spans if start <= s[0] < bounds[k + 1])) if silence.spans else ()
-        key = (len(section.changes), column, settings, silenced)
-        entry = cache.get(section.id)
-        if entry is None or entry.result is not section.result or entry.key != key:
-            entry = _build(doc, section.result, key, section.current_spans(floor), start, line, codec, options, unit,
-                           silence)
-        fresh[section.id] = entry
+        entry = cache.entries.get(section.id)
+        prefix = doc.text.line_prefix(bounds[k]) if column else ""
+        if (entry is None or entry.result is not result or entry.changes != len(section.changes)
+                or entry.prefix != prefix or silence.spans):
+            entry = _section(doc, k, entry, line, prefix, codec, options, unit, silence)
+        entries[section.id] = entry
         out.append((entry, line))
-    doc.diagnostics = fresh
+    cache.entries = entries
+    doc.diagnostics = cache
     return out
 
 
-def _build(
-    doc: Document, result: SectionResult, key: tuple, spans: Sequence[SpanResult], start: int, line: int,
-    codec: PositionCodec, options: DiagnosticOptions, unit: str, silence: Silence,
+def _section(
+    doc: Document, k: int, entry: SectionDiagnostics | None, line: int, prefix: str, codec: PositionCodec,
+    options: DiagnosticOptions, unit: str, silence: Silence,
 ) -> SectionDiagnostics:
-    """A section's diagnostics (``spans``: relative to the section, which starts at ``start``
-    on ``line``)."""
+    """Section ``k``'s diagnostics (it starts on ``line``, after ``prefix``): ``entry`` if it
+    still holds, else built again."""
+    section, start, end = doc.sections.sections[k], doc.sections.char_starts[k], doc.sections.char_starts[k + 1]
+    silenced = tuple(sorted(s for s in silence.spans if start <= s[0] < end))
+    result, changes = section.result, len(section.changes)
+    if (entry is not None and entry.result is result and entry.changes == changes and entry.prefix == prefix
+            and entry.silenced == silenced):
+        return entry
+    floor = min([options.threshold, *(r.threshold for r in options.labels.values() if r.threshold is not None)])
     ranges, rests = [], []
-    for span in spans:
+    for span in section.current_spans(floor):
         span = span.shifted(start)
         threshold, severity = options.rule(span.label, span.head)
         if severity != "off" and span.probabilities[span.label] >= threshold and silence.why(span) is None:
@@ -208,7 +229,7 @@ def _build(
             ranges.append((first.line - line, first.character, last.line - line, last.character))
             rests.append(_diagnostic_json(span, unit, severity))
     rest_json = [json.dumps(rest, separators=(",", ":"))[1:] for rest in rests]
-    return SectionDiagnostics(result, key, ranges, rests, rest_json)
+    return SectionDiagnostics(result, changes, prefix, silenced, ranges, rests, rest_json)  # type: ignore[arg-type]
 
 
 def section_diagnostics(
@@ -237,7 +258,8 @@ def publish_diagnostics_json(
     """``textDocument/publishDiagnostics`` params as JSON text, stamped with the current
     version. Each section's diagnostics are kept as text, so a push joins strings instead
     of encoding a long document's thousands of JSON values again."""
-    parts = [text for entry, line in _sections(doc, codec, options, unit, silence) if (text := entry.json_text(line))]
+    parts = [entry.text if entry.line == line else entry.json_text(line)
+             for entry, line in _sections(doc, codec, options, unit, silence) if entry.ranges]
     return f'{{"uri":{json.dumps(doc.uri)},"version":{json.dumps(doc.version)},"diagnostics":[{",".join(parts)}]}}'
 
 

@@ -109,7 +109,7 @@ class Document:
     tokenizing: int = 0  # a long text being tokenized off the event loop: its ticket (0: none)
     untokenized: list[tuple[int, int, str]] = field(default_factory=list)  # changes meanwhile
     waiters: list[asyncio.Future] = field(default_factory=list)  # pulls / hovers awaiting results
-    diagnostics: dict[int, Any] = field(default_factory=dict)  # per section id: ``diagnostics.SectionDiagnostics``
+    diagnostics: Any = None  # each section's diagnostics, as last pushed (``diagnostics.DiagnosticsCache``)
     diagnostics_timer: asyncio.TimerHandle | None = None  # a push waiting for its turn (``core``)
     diagnostics_next: float = 0.0  # loop time before which the next push waits
     ignores: tuple[int, Ignores] | None = None  # (revision, its ignore comments) (``diagnostics.py``)
