@@ -43,7 +43,7 @@ from vqlsp import __version__
 from vqlsp.analysis.results import SectionResult, UpdateCost
 
 from .changes import ChangeApplier
-from .collector import CollectionMeter, freeze_long_lived
+from .collector import CollectionMeter, freeze_long_lived, freeze_survivors
 from .diagnostics import (
     CLASSIFICATION,
     RESYNC,
@@ -529,8 +529,10 @@ class VqlspServer(LanguageServer):
                 if built and now - last_publish >= BUILD_PUBLISH_S:  # (``built`` is cumulative:
                     await self.publish(doc, built, BACKGROUND)  # the last publication covers it all)
                     last_publish, published = now, len(built)
+                    freeze_survivors()  # what is built stays: out of the collector's way
             if len(built) > published and self.still(doc, generation):
                 await self.publish(doc, built, BACKGROUND)
+                freeze_survivors()
         finally:
             await progress.end()
 
@@ -565,6 +567,8 @@ class VqlspServer(LanguageServer):
                 return  # a change began meanwhile
         revision = sections.published_revision(doc.revision)
         analysed = [s for s in sections.sections if s.result is not None]
+        # (comprehensions over the sections, never a generator: a step per section, not a call)
+        current: list[SectionResult] = [s.result for s in analysed]  # type: ignore[misc]
         text_hash = None
         if revision == doc.revision and len(doc.text) <= HASH_LIMIT_CHARS:
             text_hash = hashlib.sha256(doc.text.text.encode("utf-8", "surrogatepass")).hexdigest()
@@ -572,16 +576,15 @@ class VqlspServer(LanguageServer):
             version=doc.version_at(revision), revision=revision, label=labels[0] if labels else None, heads=labels,
             cost=_round_cost(results, doc.n_tokens, worker.model.cfg.depth),
             changed_tokens=sum(r.changed_tokens for r in results), ms=sum(r.ms for r in results), engine=worker.engine,
-            drift=max((s.result.drift for s in analysed), default=0),  # type: ignore[union-attr]
+            drift=max([r.drift for r in current], default=0),
             settled=any(r.settled for r in results), sections=len(sections), sections_analysed=len(analysed),
-            analysed_tokens=sum(s.tokens for s in analysed), tokens=doc.n_tokens, text_hash=text_hash,
+            analysed_tokens=sum([s.tokens for s in analysed]), tokens=doc.n_tokens, text_hash=text_hash,
         )
         doc.published += 1
         doc.forget_versions_before(revision)
         # The label first: it is small, and what a status bar shows; the span diagnostics of a
         # long document are many.
-        self.protocol.notify(CLASSIFICATION, classification_params(doc.uri, doc.last, sum(
-            len(s.result.spans) for s in sections.sections if s.result is not None)))
+        self.protocol.notify(CLASSIFICATION, classification_params(doc.uri, doc.last, sum([len(r.spans) for r in current])))
         self.publish_diagnostics(doc)
         if doc.last.settled and self.pull and self.capability("workspace.diagnostics.refresh_support"):
             self.workspace_diagnostic_refresh(None)  # same version, new results: pull again
