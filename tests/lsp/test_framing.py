@@ -186,7 +186,8 @@ def test_a_notification_sent_as_json_text_is_one_whole_frame():
         written: list[bytes] = []
         server.protocol.set_writer(type("Writer", (), {"write": lambda self, data: written.append(data)})())
         params = {"uri": "file:///caf\u00e9.md", "diagnostics": [{"message": "na\u00efve \U0001F44D"}]}
-        server.protocol.notify_json_text("textDocument/publishDiagnostics", json.dumps(params, ensure_ascii=False))
+        text = json.dumps(params, ensure_ascii=False).encode()
+        server.protocol.notify_json_text("textDocument/publishDiagnostics", [text[:20], text[20:]])
         assert len(written) == 1
         events = feed_all(written[0] + frame(NEXT), [])
         assert [e.payload for e in events] == [

@@ -61,7 +61,7 @@ def type_at(store: DocumentStore, doc, offset: int, text: str, delete: int = 0) 
 
 
 def pushed(store: DocumentStore, doc) -> list[dict]:
-    params = json.loads(publish_diagnostics_json(doc, store.codec, OPTIONS, "sentence"))
+    params = json.loads(b"".join(publish_diagnostics_json(doc, store.codec, OPTIONS, "sentence")))
     assert params["uri"] == doc.uri and params["version"] == doc.version
     return params["diagnostics"]
 

@@ -150,16 +150,16 @@ class SectionDiagnostics:
     rests: list[dict[str, Any]]  # everything but the range
     rest_json: list[str]  # each ``rests`` entry as JSON, without its opening brace
     line: int = -1  # the first line ``text`` is rendered for
-    text: str = ""  # the diagnostics' JSON, comma-separated
+    text: bytes = b""  # the diagnostics' JSON, comma-separated (ASCII: ``json.dumps`` escapes the rest)
 
-    def json_text(self, line: int) -> str:
+    def json_text(self, line: int) -> bytes:
         """The diagnostics as JSON values joined by commas, for the section at ``line``."""
         if self.line != line:
             self.line, self.text = line, ",".join(
                 f'{{"range":{{"start":{{"line":{line + a},"character":{b}}},'
                 f'"end":{{"line":{line + c},"character":{d}}}}},{rest}'
                 for (a, b, c, d), rest in zip(self.ranges, self.rest_json)
-            )
+            ).encode("ascii")
         return self.text
 
     def values(self, line: int) -> list[dict[str, Any]]:
@@ -254,13 +254,14 @@ def _diagnostic_json(span: SpanResult, unit: str, severity: str) -> dict[str, An
 
 def publish_diagnostics_json(
     doc: Document, codec: PositionCodec, options: DiagnosticOptions, unit: str, silence: Silence = Silence()
-) -> str:
-    """``textDocument/publishDiagnostics`` params as JSON text, stamped with the current
-    version. Each section's diagnostics are kept as text, so a push joins strings instead
-    of encoding a long document's thousands of JSON values again."""
+) -> list[bytes]:
+    """``textDocument/publishDiagnostics`` params, stamped with the current version, as pieces
+    of JSON text to be joined. Each section's diagnostics are kept encoded, so a push copies
+    bytes instead of encoding a long document's thousands of JSON values again."""
     parts = [entry.text if entry.line == line else entry.json_text(line)
              for entry, line in _sections(doc, codec, options, unit, silence) if entry.ranges]
-    return f'{{"uri":{json.dumps(doc.uri)},"version":{json.dumps(doc.version)},"diagnostics":[{",".join(parts)}]}}'
+    head = f'{{"uri":{json.dumps(doc.uri)},"version":{json.dumps(doc.version)},"diagnostics":['.encode("ascii")
+    return [head, b",".join(parts), b"]}"]
 
 
 def lsp_full_report(

@@ -87,21 +87,23 @@ class VqlspProtocol(LanguageServerProtocol):
         super().__init__(*args, **kwargs)
         logging.getLogger("pygls.protocol.json_rpc").addFilter(_CLIENT_ERRORS)  # (once: a filter is a set member)
 
-    def notify_json_text(self, method: str, params: str) -> None:
-        """A notification whose params are JSON text already, framed as pygls frames a message
-        (``_send_data``) but neither converted nor encoded again: for payloads sent often and
-        large, a long document's span diagnostics (``diagnostics.publish_diagnostics_json``).
-        pygls's own path would unstructure every value with its converter (cattrs walks the
-        whole tree: 60 ms a push of 4,000 diagnostics) and then encode it."""
+    def notify_json_text(self, method: str, params: list[bytes]) -> None:
+        """A notification whose params are JSON text already (in pieces, UTF-8), framed as
+        pygls frames a message (``_send_data``) but neither converted nor encoded again: for
+        payloads sent often and large, a long document's span diagnostics
+        (``diagnostics.publish_diagnostics_json``). pygls's own path would unstructure every
+        value with its converter (cattrs walks the whole tree: 60 ms a push of 4,000
+        diagnostics) and then encode it."""
         if self.writer is None:
             log.error("cannot send %s: no transport", method)
             return
-        body = f'{{"jsonrpc":"2.0","method":{json.dumps(method)},"params":{params}}}'.encode(self.CHARSET)
-        header = ""
+        pieces = [f'{{"jsonrpc":"2.0","method":{json.dumps(method)},"params":'.encode(), *params, b"}"]
         if self._include_headers:
-            header = f"Content-Length: {len(body)}\r\nContent-Type: {self.CONTENT_TYPE}; charset={self.CHARSET}\r\n\r\n"
+            length = sum(len(piece) for piece in pieces)
+            header = f"Content-Length: {length}\r\nContent-Type: {self.CONTENT_TYPE}; charset={self.CHARSET}\r\n\r\n"
+            pieces.insert(0, header.encode("ascii"))
         try:
-            written = self.writer.write(header.encode(self.CHARSET) + body)
+            written = self.writer.write(b"".join(pieces))  # one write: the frame stays whole
             if inspect.isawaitable(written):
                 asyncio.ensure_future(written)
         except BrokenPipeError:
