@@ -19,7 +19,12 @@ from pygls.workspace.position_codec import PositionCodec
 
 from vqlsp.analysis.results import HeadOutput, SectionResult, SpanResult, UpdateCost
 from vqlsp.lsp import diagnostics
-from vqlsp.lsp.core import VqlspServer
+from vqlsp.lsp.core import (
+    CLIENT_DIAGNOSTICS_BYTES_PER_S,
+    DIAGNOSTICS_SPACING,
+    VqlspServer,
+    push_spacing,
+)
 from vqlsp.lsp.diagnostics import publish_diagnostics_json, section_diagnostics
 from vqlsp.lsp.documents import ChangeReport, DocumentStore
 from vqlsp.lsp.options import DiagnosticOptions
@@ -226,3 +231,8 @@ async def test_a_keystrokes_work_on_the_event_loop_does_not_grow_with_the_docume
     assert large_sections >= 8 * small_sections
     # A step per section is allowed (a comprehension, a C call); a Python call per section is not.
     assert large - small < (large_sections - small_sections) / 4, (small, large)
+
+
+def test_pushes_are_spaced_by_their_cost_and_by_what_the_client_must_read():
+    assert push_spacing(0.002, 1_000) == pytest.approx(DIAGNOSTICS_SPACING * 0.002)  # a short document
+    assert push_spacing(0.002, 1_500_000) == pytest.approx(1_500_000 / CLIENT_DIAGNOSTICS_BYTES_PER_S)  # a long one

@@ -80,6 +80,9 @@ BUILD_PUBLISH_S = 0.5  # while building, publish at most this often (and when do
 # a key every 100 ms waited for a build chunk before its own update, p50 254 ms)
 TYPING_QUIET_S = 0.3
 DIAGNOSTICS_SPACING = 4.0  # diagnostics pushes of a document at most every 4x what one costs
+# ... and at most as often as a client can take them in: parse the JSON and show it (a Python
+# client took 50-90 ms of CPU for the 1.3 MB a 100k-token document's push carries, under load)
+CLIENT_DIAGNOSTICS_BYTES_PER_S = 10e6
 CONFIGURATION_WAIT_S = 5.0  # for the client's answer to workspace/configuration
 HASH_LIMIT_CHARS = 1 << 20  # textHash is sent for texts up to this size (hashing is O(length))
 CHECK_TOKENS = os.environ.get("VQLSP_CHECK_TOKENS") == "1"
@@ -593,8 +596,9 @@ class VqlspServer(LanguageServer):
     def publish_diagnostics(self, doc: Document) -> None:
         """Push ``doc``'s span diagnostics, or soon: LSP sends all of a document's diagnostics
         each time, which for a long document (thousands of sentences) costs far more than its
-        label. Pushes are spaced by ``DIAGNOSTICS_SPACING`` x what the last one cost, so they
-        take at most a fifth of the event loop; the one sent when the wait ends is the latest."""
+        label. Pushes are spaced (``push_spacing``) so that they take at most a fifth of the
+        event loop and the client is not sent more than it can read; the one sent when the
+        wait ends is the latest."""
         if self.pull or doc.last is None or doc.diagnostics_timer is not None:
             return
         loop = asyncio.get_running_loop()
@@ -611,7 +615,8 @@ class VqlspServer(LanguageServer):
         started = time.perf_counter()
         params = publish_diagnostics_json(doc, self.store.codec, self.options.diagnostics, self.unit(), self.silence(doc))
         self.protocol.notify_json_text(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS, params)
-        doc.diagnostics_next = asyncio.get_running_loop().time() + DIAGNOSTICS_SPACING * (time.perf_counter() - started)
+        spacing = push_spacing(time.perf_counter() - started, sum(len(piece) for piece in params))
+        doc.diagnostics_next = asyncio.get_running_loop().time() + spacing
 
     def clear(self, doc: Document, *, closed: bool = False) -> None:
         """No results for ``doc`` (closed, not analysed, desynced): clear what the client shows."""
@@ -691,6 +696,12 @@ class VqlspServer(LanguageServer):
                 doc = self.store.get(uri)
                 self.store.desync(doc, f"a change could not be read: {detail}")
                 self.desynced(doc)
+
+
+def push_spacing(cost_s: float, payload_bytes: int) -> float:
+    """Seconds before a document's next diagnostics push, after one that took ``cost_s`` of
+    the event loop and sent ``payload_bytes``."""
+    return max(DIAGNOSTICS_SPACING * cost_s, payload_bytes / CLIENT_DIAGNOSTICS_BYTES_PER_S)
 
 
 def _round_cost(results: list[SectionResult], tokens: int, depth: int) -> UpdateCost:
