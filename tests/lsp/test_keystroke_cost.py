@@ -25,7 +25,7 @@ from vqlsp.lsp.core import (
     VqlspServer,
     push_spacing,
 )
-from vqlsp.lsp.diagnostics import publish_diagnostics_json, section_diagnostics
+from vqlsp.lsp.diagnostics import publish_diagnostics_json, section_diagnostics, spans_at
 from vqlsp.lsp.documents import ChangeReport, DocumentStore
 from vqlsp.lsp.options import DiagnosticOptions
 from vqlsp.text.segments import segment
@@ -236,3 +236,17 @@ async def test_a_keystrokes_work_on_the_event_loop_does_not_grow_with_the_docume
 def test_pushes_are_spaced_by_their_cost_and_by_what_the_client_must_read():
     assert push_spacing(0.002, 1_000) == pytest.approx(DIAGNOSTICS_SPACING * 0.002)  # a short document
     assert push_spacing(0.002, 1_500_000) == pytest.approx(1_500_000 / CLIENT_DIAGNOSTICS_BYTES_PER_S)  # a long one
+
+
+def test_a_hover_reads_the_spans_around_it_only(tokenizer):
+    store, doc = open_document(tokenizer, 12)
+    type_at(store, doc, doc.sections.char_starts[3] + 4, "\n")  # (a result mapped through a change)
+    start = doc.sections.char_starts[6]
+    assert doc.text.text[start - 3 : start] == "?\n\n"
+    type_at(store, doc, start - 2, "", 2)  # a section's last sentence now ends where the next section starts,
+    type_at(store, doc, start - 2, " ")  # whose own first sentence a change touched (no span of it starts there)
+    every = doc.current_spans()
+    for offset in range(len(doc.text) + 1):
+        around = doc.spans_around(offset)
+        assert len(around) <= 2 * max(len(s.result.spans) for s in doc.sections.sections)
+        assert spans_at(around, offset) == spans_at(every, offset)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -140,6 +141,17 @@ class Document:
             return []
         return [span.shifted(start) for section, start in zip(self.sections.sections, self.sections.char_starts)
                 for span in section.current_spans(threshold)]
+
+    def spans_around(self, offset: int) -> list[SpanResult]:
+        """``current_spans`` of the sections that can hold code point ``offset`` (the one it
+        falls in, and the one before it, whose last span may end there): what a hover reads,
+        without mapping the whole document's spans."""
+        if self.sections is None or not self.sections.sections:
+            return []
+        starts = self.sections.char_starts
+        k = min(max(bisect_right(starts, offset) - 1, 0), len(self.sections) - 1)
+        return [span.shifted(starts[j]) for j in range(max(k - 1, 0), k + 1)
+                for span in self.sections.sections[j].current_spans()]
 
 
 @dataclass(frozen=True)
