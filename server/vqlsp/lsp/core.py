@@ -342,6 +342,7 @@ class VqlspServer(LanguageServer):
                 self.log_message(f"cannot tokenize {short_name(doc.uri)}: {exc}", types.MessageType.Error)
                 return
             if self.store.documents.get(doc.uri) is doc and self.store.attach(doc, ticket, tokens, lengths):
+                freeze_survivors()  # its tokens stay (a build may wait while the writer types)
                 self.opened(doc)
                 if any(s.urgent for s in doc.sections.sections):  # typed into while being tokenized
                     self.scheduler.request(doc.uri)
