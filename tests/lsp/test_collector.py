@@ -4,8 +4,9 @@ of later collections (what a full collection walks while the event loop waits)."
 from __future__ import annotations
 
 import gc
+import weakref
 
-from vqlsp.lsp.collector import CollectionMeter, freeze_long_lived
+from vqlsp.lsp.collector import CollectionMeter, freeze_long_lived, freeze_survivors
 
 
 class FakeClock:
@@ -45,5 +46,22 @@ def test_freezing_leaves_later_objects_to_the_collector():
         cycle.append(cycle)  # a cycle made after the freeze is still collected
         del cycle
         assert gc.collect() >= 1
+    finally:
+        gc.unfreeze()
+
+
+def test_frozen_survivors_are_still_freed_by_reference_counting():
+    class State:  # a document's state: no reference cycle
+        pass
+
+    try:
+        state = State()
+        state.results = [{"label": "formal"} for _ in range(100)]
+        alive = weakref.ref(state)
+        before = gc.get_freeze_count()
+        assert freeze_survivors() > before  # state and its results among them
+        assert not any(o is state for o in gc.get_objects())  # left out of every collection
+        del state  # the document closes
+        assert alive() is None
     finally:
         gc.unfreeze()

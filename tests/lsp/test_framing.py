@@ -176,6 +176,27 @@ def test_read_members_reads_what_it_can():
     assert summary(feed_all(frame(late_id), [])) == [(PARSE_ERROR, None, True)]
 
 
+def test_a_notification_sent_as_json_text_is_one_whole_frame():
+    """``VqlspProtocol.notify_json_text`` (a long document's diagnostics, encoded once): the
+    length counts bytes, not characters, and the frame reads back as the message."""
+    from vqlsp.lsp.core import VqlspServer
+
+    server = VqlspServer()
+    try:
+        written: list[bytes] = []
+        server.protocol.set_writer(type("Writer", (), {"write": lambda self, data: written.append(data)})())
+        params = {"uri": "file:///caf\u00e9.md", "diagnostics": [{"message": "na\u00efve \U0001F44D"}]}
+        text = json.dumps(params, ensure_ascii=False).encode()
+        server.protocol.notify_json_text("textDocument/publishDiagnostics", [text[:20], text[20:]])
+        assert len(written) == 1
+        events = feed_all(written[0] + frame(NEXT), [])
+        assert [e.payload for e in events] == [
+            {"jsonrpc": "2.0", "method": "textDocument/publishDiagnostics", "params": params}, NEXT]
+    finally:
+        server.jobs.close()
+        server.text_thread.shutdown(wait=False)
+
+
 # -- the real server, over stdio and TCP -----------------------------------------------------
 
 

@@ -108,6 +108,13 @@ def assert_same(index: LineIndex, flat: FlatLineIndex) -> None:
     lines = [flat.line_text(i) for i in range(flat.line_count)]
     assert [index.line_text(i) for i in range(index.line_count)] == lines
     assert index.line_text(-1) == lines[-1]
+    offsets = range(-1, len(flat.text) + 2)
+    at = [bisect_right(flat.starts, min(max(offset, 0), len(flat.text))) - 1 for offset in offsets]
+    expected = [(line, min(max(offset, 0), len(flat.text)) - flat.starts[line]) for offset, line in zip(offsets, at)]
+    assert index.lines_at(offsets) == expected
+    assert index.lines_at(reversed(offsets)) == expected[::-1]  # (any order)
+    assert [index.line_prefix(offset) for offset in offsets] == [
+        flat.text[flat.starts[line] : flat.starts[line] + column] for line, column in expected]
     for codec in CODECS:
         for offset in range(-1, len(flat.text) + 2):
             assert index.position_at(offset, codec) == flat.position_at(offset, codec)

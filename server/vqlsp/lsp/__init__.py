@@ -5,7 +5,7 @@ Protocol, scheduling and publishing only: no torch here (the analysis runs in
 
     framing.py      the base protocol's framing (Content-Length headers), unwedgeable
     protocol.py     pygls protocol tweaks: our own text sync, answers to malformed messages,
-                    diagnosticProvider only for clients that pull
+                    diagnosticProvider only for clients that pull, notifications sent as JSON text
     server.py       one thin handler per LSP method, and ``serve``
     core.py         VqlspServer: state on the event loop; updates, background builds, publishing
     options.py      camelCase settings -> nested dataclasses, problems reported, defaults kept
@@ -14,14 +14,15 @@ Protocol, scheduling and publishing only: no torch here (the analysis runs in
     changes.py      didChanges applied in order; a long one a slice at a time, the loop free between
     scheduler.py    per-document debounce / coalescing, one update in flight per document
     jobs.py         the inference thread's priority queue: the active document first
-    diagnostics.py  lsp_* builders: span diagnostics (per-label rules, what ignores silence),
-                    classification params, document stats
+    diagnostics.py  lsp_* builders: span diagnostics (per-label rules, what ignores silence;
+                    kept per section as JSON text between pushes), classification params, stats
     hover.py        hover markdown
     actions.py      code actions: ignore this sentence / this label in the file / in the workspace
     ignore_file.py  .vqlsp.json: labels ignored in a workspace folder
     scope.py        excludePatterns and maxFileLength: documents left alone
     heap.py         freed memory handed back to the OS after a burst of closes (malloc_trim)
-    collector.py    the garbage collector kept off the loop: long-lived objects frozen, pauses metered
+    collector.py    the garbage collector kept off the loop: the model and built documents
+                    frozen, pauses metered
     loop_lag.py     how late the event loop wakes up (``serve --loop-lag``, for benchmarks)
     client.py       a minimal stdio client (demo, benchmarks)
     demo.py         ``vqlsp demo``

@@ -33,6 +33,23 @@ def freeze_long_lived() -> int:
     return gc.get_freeze_count()
 
 
+def freeze_survivors() -> int:
+    """Collect the young generations, then freeze what is alive; returns how many are frozen.
+
+    Called when a document's analysis is built (and as it streams in): its results,
+    tokens and text then stay out of every later collection instead of being walked by
+    each full one (measured on a 2 MB document with its results: 148,000 tracked objects
+    and 2.4 million list items, one full collection 825 ms under load; typing in it
+    triggered one every 40-50 keystrokes). No full collection here, so this is cheap. A
+    frozen object is still freed by reference counting when the text changes or the
+    document closes; only a reference cycle among frozen objects waits for the next
+    ``freeze_long_lived`` (a model load), and a document's state holds none
+    (``tests/lsp/test_memory.py``)."""
+    gc.collect(1)
+    gc.freeze()
+    return gc.get_freeze_count()
+
+
 class CollectionMeter:
     """How many collections of each generation ran and the longest of each (a ``gc.callbacks``
     entry: ``start`` and ``stop`` come in pairs on the collecting thread)."""

@@ -46,14 +46,14 @@ from vqlsp.analysis.results import SectionResult, UpdateCost
 from vqlsp.text.positions import LineIndex
 
 from .changes import ChangeApplier
-from .collector import CollectionMeter, freeze_long_lived
+from .collector import CollectionMeter, freeze_long_lived, freeze_survivors
 from .diagnostics import (
     CLASSIFICATION,
     RESYNC,
     Silence,
     classification_params,
     document_silence,
-    lsp_publish_diagnostics,
+    publish_diagnostics_json,
 )
 from .documents import (
     LONG_TEXT_CHARS,
@@ -90,6 +90,9 @@ BUILD_PUBLISH_S = 0.5  # while building, publish at most this often (and when do
 # a key every 100 ms waited for a build chunk before its own update, p50 254 ms)
 TYPING_QUIET_S = 0.3
 DIAGNOSTICS_SPACING = 4.0  # diagnostics pushes of a document at most every 4x what one costs
+# ... and at most as often as a client can take them in: parse the JSON and show it (a Python
+# client took 50-90 ms of CPU for the 1.3 MB a 100k-token document's push carries, under load)
+CLIENT_DIAGNOSTICS_BYTES_PER_S = 10e6
 CONFIGURATION_WAIT_S = 5.0  # for the client's answer to workspace/configuration
 HASH_LIMIT_CHARS = 1 << 20  # textHash is sent for texts up to this size (hashing is O(length))
 CHECK_TOKENS = os.environ.get("VQLSP_CHECK_TOKENS") == "1"
@@ -373,6 +376,7 @@ class VqlspServer(LanguageServer):
                 self.log_message(f"cannot tokenize {short_name(doc.uri)}: {exc}", types.MessageType.Error)
                 return
             if self.store.documents.get(doc.uri) is doc and self.store.attach(doc, ticket, tokens, lengths):
+                freeze_survivors()  # its tokens stay (a build may wait while the writer types)
                 self.opened(doc)
                 if any(s.urgent for s in doc.sections.sections):  # typed into while being tokenized
                     self.scheduler.request(doc.uri)
@@ -564,8 +568,10 @@ class VqlspServer(LanguageServer):
                 if built and now - last_publish >= BUILD_PUBLISH_S:  # (``built`` is cumulative:
                     await self.publish(doc, built, BACKGROUND)  # the last publication covers it all)
                     last_publish, published = now, len(built)
+                    freeze_survivors()  # what is built stays: out of the collector's way
             if len(built) > published and self.still(doc, generation):
                 await self.publish(doc, built, BACKGROUND)
+                freeze_survivors()
         finally:
             await progress.end()
 
@@ -602,6 +608,8 @@ class VqlspServer(LanguageServer):
                 return  # a change began meanwhile
         revision = sections.published_revision(doc.revision)
         analysed = [s for s in sections.sections if s.result is not None]
+        # (comprehensions over the sections, never a generator: a step per section, not a call)
+        current: list[SectionResult] = [s.result for s in analysed]  # type: ignore[misc]
         text_hash = None
         if revision == doc.revision and len(doc.text) <= HASH_LIMIT_CHARS:
             text_hash = hashlib.sha256(doc.text.text.encode("utf-8", "surrogatepass")).hexdigest()
@@ -609,16 +617,15 @@ class VqlspServer(LanguageServer):
             version=doc.version_at(revision), revision=revision, label=labels[0] if labels else None, heads=labels,
             cost=_round_cost(results, doc.n_tokens, worker.model.cfg.depth),
             changed_tokens=sum(r.changed_tokens for r in results), ms=sum(r.ms for r in results), engine=worker.engine,
-            drift=max((s.result.drift for s in analysed), default=0),  # type: ignore[union-attr]
+            drift=max([r.drift for r in current], default=0),
             settled=any(r.settled for r in results), sections=len(sections), sections_analysed=len(analysed),
-            analysed_tokens=sum(s.tokens for s in analysed), tokens=doc.n_tokens, text_hash=text_hash,
+            analysed_tokens=sum([s.tokens for s in analysed]), tokens=doc.n_tokens, text_hash=text_hash,
         )
         doc.published += 1
         doc.forget_versions_before(revision)
         # The label first: it is small, and what a status bar shows; the span diagnostics of a
         # long document are many.
-        self.protocol.notify(CLASSIFICATION, classification_params(doc.uri, doc.last, sum(
-            len(s.result.spans) for s in sections.sections if s.result is not None)))
+        self.protocol.notify(CLASSIFICATION, classification_params(doc.uri, doc.last, sum([len(r.spans) for r in current])))
         self.publish_diagnostics(doc)
         if doc.last.settled and self.pull and self.capability("workspace.diagnostics.refresh_support"):
             self.workspace_diagnostic_refresh(None)  # same version, new results: pull again
@@ -627,8 +634,9 @@ class VqlspServer(LanguageServer):
     def publish_diagnostics(self, doc: Document) -> None:
         """Push ``doc``'s span diagnostics, or soon: LSP sends all of a document's diagnostics
         each time, which for a long document (thousands of sentences) costs far more than its
-        label. Pushes are spaced by ``DIAGNOSTICS_SPACING`` x what the last one cost, so they
-        take at most a fifth of the event loop; the one sent when the wait ends is the latest."""
+        label. Pushes are spaced (``push_spacing``) so that they take at most a fifth of the
+        event loop and the client is not sent more than it can read; the one sent when the
+        wait ends is the latest."""
         if self.pull or doc.last is None or doc.diagnostics_timer is not None:
             return
         loop = asyncio.get_running_loop()
@@ -643,9 +651,10 @@ class VqlspServer(LanguageServer):
         if self.pull or doc.last is None or self.store.documents.get(doc.uri) is not doc or doc.applying:
             return  # cleared or closed meanwhile, or a change half applied (its update publishes)
         started = time.perf_counter()
-        params = lsp_publish_diagnostics(doc, self.store.codec, self.options.diagnostics, self.unit(), self.silence(doc))
-        self.protocol.notify_json(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS, params)
-        doc.diagnostics_next = asyncio.get_running_loop().time() + DIAGNOSTICS_SPACING * (time.perf_counter() - started)
+        params = publish_diagnostics_json(doc, self.store.codec, self.options.diagnostics, self.unit(), self.silence(doc))
+        self.protocol.notify_json_text(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS, params)
+        spacing = push_spacing(time.perf_counter() - started, sum(len(piece) for piece in params))
+        doc.diagnostics_next = asyncio.get_running_loop().time() + spacing
 
     def clear(self, doc: Document, *, closed: bool = False) -> None:
         """No results for ``doc`` (closed, not analysed, desynced): clear what the client shows."""
@@ -725,6 +734,12 @@ class VqlspServer(LanguageServer):
                 doc = self.store.get(uri)
                 self.store.desync(doc, f"a change could not be read: {detail}")
                 self.desynced(doc)
+
+
+def push_spacing(cost_s: float, payload_bytes: int) -> float:
+    """Seconds before a document's next diagnostics push, after one that took ``cost_s`` of
+    the event loop and sent ``payload_bytes``."""
+    return max(DIAGNOSTICS_SPACING * cost_s, payload_bytes / CLIENT_DIAGNOSTICS_BYTES_PER_S)
 
 
 def _round_cost(results: list[SectionResult], tokens: int, depth: int) -> UpdateCost:

@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from lsprotocol import types
 from pygls.workspace.position_codec import PositionCodec
@@ -111,7 +113,7 @@ class Document:
     tokenizing: int = 0  # a long text being tokenized off the event loop: its ticket (0: none)
     untokenized: list[tuple[int, int, str]] = field(default_factory=list)  # changes meanwhile
     waiters: list[asyncio.Future] = field(default_factory=list)  # pulls / hovers awaiting results
-    diagnostics: dict[int, tuple] = field(default_factory=dict)  # per section: (key, JSON) (``diagnostics.py``)
+    diagnostics: Any = None  # each section's diagnostics, as last pushed (``diagnostics.DiagnosticsCache``)
     diagnostics_timer: asyncio.TimerHandle | None = None  # a push waiting for its turn (``core``)
     diagnostics_next: float = 0.0  # loop time before which the next push waits
     ignores: tuple[int, Ignores] | None = None  # (revision, its ignore comments) (``diagnostics.py``)
@@ -142,6 +144,17 @@ class Document:
             return []
         return [span.shifted(start) for section, start in zip(self.sections.sections, self.sections.char_starts)
                 for span in section.current_spans(threshold)]
+
+    def spans_around(self, offset: int) -> list[SpanResult]:
+        """``current_spans`` of the sections that can hold code point ``offset`` (the one it
+        falls in, and the one before it, whose last span may end there): what a hover reads,
+        without mapping the whole document's spans."""
+        if self.sections is None or not self.sections.sections:
+            return []
+        starts = self.sections.char_starts
+        k = min(max(bisect_right(starts, offset) - 1, 0), len(self.sections) - 1)
+        return [span.shifted(starts[j]) for j in range(max(k - 1, 0), k + 1)
+                for span in self.sections.sections[j].current_spans()]
 
 
 @dataclass(frozen=True)

@@ -136,7 +136,7 @@ def build_server(*, dense: bool = False, loop_lag: bool = False) -> VqlspServer:
             offset = doc.text.offset_at(params.position, ls.store.codec)
         except InvalidRange:  # inside a character (between the halves of a surrogate pair)
             offset = None
-        spans = spans_at(doc.current_spans(), offset) if offset is not None else []
+        spans = spans_at(doc.spans_around(offset), offset) if offset is not None else []
         return lsp_hover(publication, spans, ls.unit(), stale=current is None,
                          options=ls.options.diagnostics, silence=ls.silence(doc))
 

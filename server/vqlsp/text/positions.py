@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left, bisect_right
+from collections.abc import Iterable
 from itertools import accumulate
 
 from lsprotocol import types
@@ -169,6 +170,34 @@ class LineIndex:
         text = self.line_text(line)
         column = min(offset - self._chunk_char[k] - self._starts[k][local], len(text))
         return types.Position(line=line, character=code_units(text[:column], codec))
+
+    def lines_at(self, offsets: Iterable[int]) -> list[tuple[int, int]]:
+        """``(line, code-point column)`` of each code-point offset (clamped to the text), in one
+        walk over the chunks when the offsets ascend: a long document's diagnostics ask it for
+        every section's start on every push (``position_at`` also counts the client's units)."""
+        chunk_char, chunk_line, line_starts = self._chunk_char, self._chunk_line, self._starts
+        end, last = chunk_char[-1], len(self._chunks) - 1
+        out = []
+        k = 0
+        for offset in offsets:
+            offset = 0 if offset < 0 else end if offset > end else offset
+            if offset < chunk_char[k]:  # (not ascending: look it up)
+                k = self._chunk_at(offset)
+            while k < last and chunk_char[k + 1] <= offset:
+                k += 1
+            local_offset = offset - chunk_char[k]
+            starts = line_starts[k]
+            local = bisect_right(starts, local_offset) - 1
+            out.append((chunk_line[k] + local, local_offset - starts[local]))
+        return out
+
+    def line_prefix(self, offset: int) -> str:
+        """The text from the start of code-point ``offset``'s line up to it (clamped to the text)."""
+        offset = min(max(offset, 0), self._chunk_char[-1])
+        k = self._chunk_at(offset)
+        local_offset = offset - self._chunk_char[k]
+        starts = self._starts[k]
+        return self._chunks[k][starts[bisect_right(starts, local_offset) - 1] : local_offset]
 
     def offsets_of(self, range: types.Range, codec: PositionCodec) -> tuple[int, int]:
         """``(start, end)`` code-point offsets of an LSP range; ``InvalidRange`` if reversed
