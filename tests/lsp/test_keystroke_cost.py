@@ -15,6 +15,7 @@ import sys
 
 import pytest
 from lsprotocol import types
+from pygls.protocol import default_converter
 from pygls.workspace.position_codec import PositionCodec
 
 from vqlsp.analysis.results import HeadOutput, SectionResult, SpanResult, UpdateCost
@@ -25,7 +26,12 @@ from vqlsp.lsp.core import (
     VqlspServer,
     push_spacing,
 )
-from vqlsp.lsp.diagnostics import publish_diagnostics_json, section_diagnostics, spans_at
+from vqlsp.lsp.diagnostics import (
+    full_report_json,
+    publish_diagnostics_json,
+    section_diagnostics,
+    spans_at,
+)
 from vqlsp.lsp.documents import ChangeReport, DocumentStore
 from vqlsp.lsp.options import DiagnosticOptions
 from vqlsp.text.segments import segment
@@ -114,6 +120,19 @@ def test_pushed_diagnostics_equal_a_fresh_build_after_every_edit(tokenizer, enco
         items = pushed(store, doc)
         assert items == from_scratch(store, doc)
         assert_ranges_hold_their_spans(store, doc, items)
+
+
+def test_a_pull_answers_with_the_pushed_diagnostics(tokenizer):
+    store, doc = open_document(tokenizer, 12)
+    type_at(store, doc, 40, "\nA new line. ")
+    analyse(store, doc, 0)
+    report = json.loads(b"".join(full_report_json(doc, store.codec, OPTIONS, "sentence", "7.3.1").pieces))
+    assert report["kind"] == "full" and report["resultId"] == "7.3.1"
+    assert report["items"] == pushed(store, doc) == from_scratch(store, doc)
+    typed = default_converter().structure(report, types.RelatedFullDocumentDiagnosticReport)  # what a client reads
+    assert [d.code for d in typed.items] == [d["code"] for d in report["items"]] and typed.items
+    empty = json.loads(b"".join(full_report_json(None, store.codec, OPTIONS, "sentence", "1.none").pieces))
+    assert empty == {"kind": "full", "resultId": "1.none", "items": []}
 
 
 @pytest.mark.parametrize("paragraphs", [8, 64])

@@ -35,7 +35,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lsprotocol import types
-from pygls.protocol import default_converter
 from pygls.workspace.position_codec import PositionCodec
 
 from vqlsp.analysis.results import SectionResult, SpanResult
@@ -44,11 +43,11 @@ from vqlsp.text.ignores import ChunkIgnores, Ignores
 from .documents import Document, Publication
 from .ignore_file import IGNORE_FILE
 from .options import DiagnosticOptions
+from .protocol import JsonText
 
 SOURCE = "vqlsp"
 CLASSIFICATION = "vqlsp/classification"
 RESYNC = "vqlsp/resync"
-_CONVERTER = default_converter()
 SEVERITY = {
     "error": types.DiagnosticSeverity.Error,
     "warning": types.DiagnosticSeverity.Warning,
@@ -258,21 +257,28 @@ def publish_diagnostics_json(
     """``textDocument/publishDiagnostics`` params, stamped with the current version, as pieces
     of JSON text to be joined. Each section's diagnostics are kept encoded, so a push copies
     bytes instead of encoding a long document's thousands of JSON values again."""
-    parts = [entry.text if entry.line == line else entry.json_text(line)
-             for entry, line in _sections(doc, codec, options, unit, silence) if entry.ranges]
     head = f'{{"uri":{json.dumps(doc.uri)},"version":{json.dumps(doc.version)},"diagnostics":['.encode("ascii")
-    return [head, b",".join(parts), b"]}"]
+    return [head, _items_json(doc, codec, options, unit, silence), b"]}"]
 
 
-def lsp_full_report(
+def full_report_json(
     doc: Document | None, codec: PositionCodec, options: DiagnosticOptions, unit: str, result_id: str,
     silence: Silence = Silence(),
-) -> types.RelatedFullDocumentDiagnosticReport:
-    """A full ``textDocument/diagnostic`` report (a request's answer: once per pull, typed)."""
-    items = [] if doc is None else section_diagnostics(doc, codec, options, unit, silence)
-    return types.RelatedFullDocumentDiagnosticReport(
-        items=[_CONVERTER.structure(item, types.Diagnostic) for item in items], result_id=result_id
-    )
+) -> JsonText:
+    """A full ``textDocument/diagnostic`` report (a pull's answer), as JSON text: the same
+    kept bytes as a push, so a client that pulls on every change costs what a push does."""
+    items = b"" if doc is None else _items_json(doc, codec, options, unit, silence)
+    head = f'{{"kind":"full","resultId":{json.dumps(result_id)},"items":['.encode("ascii")
+    return JsonText([head, items, b"]}"])
+
+
+def _items_json(
+    doc: Document, codec: PositionCodec, options: DiagnosticOptions, unit: str, silence: Silence
+) -> bytes:
+    """Every section's diagnostics on the current text: JSON values, comma-separated."""
+    # (a list, not a generator: resuming one is a Python call per section, on the event loop)
+    return b",".join([entry.text if entry.line == line else entry.json_text(line)
+                      for entry, line in _sections(doc, codec, options, unit, silence) if entry.ranges])
 
 
 def classification_params(uri: str, pub: Publication, spans: int) -> dict[str, Any]:

@@ -25,6 +25,7 @@ import inspect
 import json
 import logging
 import sys
+from dataclasses import dataclass
 from typing import Any
 
 if sys.version_info < (3, 11):
@@ -54,6 +55,14 @@ class _Dropped:
 
 
 DROPPED = _Dropped()
+
+
+@dataclass(frozen=True)
+class JsonText:
+    """A request's result that is JSON text already (UTF-8 pieces, to be joined): sent as it
+    is (``VqlspProtocol._send_response``), not converted and encoded again."""
+
+    pieces: list[bytes]
 
 
 def client_pulls_diagnostics(capabilities: types.ClientCapabilities | None) -> bool:
@@ -94,10 +103,23 @@ class VqlspProtocol(LanguageServerProtocol):
         (``diagnostics.publish_diagnostics_json``). pygls's own path would unstructure every
         value with its converter (cattrs walks the whole tree: 60 ms a push of 4,000
         diagnostics) and then encode it."""
-        if self.writer is None:
-            log.error("cannot send %s: no transport", method)
+        self._write_json_text(method, [f'{{"jsonrpc":"2.0","method":{json.dumps(method)},"params":'.encode(), *params, b"}"])
+
+    def _send_response(self, msg_id: Any, result: Any = None, error: Any = None) -> None:
+        """pygls's response, but a ``JsonText`` result (a pull's diagnostics report) is sent
+        as the JSON text it is, like ``notify_json_text``."""
+        if error is not None or not isinstance(result, JsonText):
+            super()._send_response(msg_id, result, error)
             return
-        pieces = [f'{{"jsonrpc":"2.0","method":{json.dumps(method)},"params":'.encode(), *params, b"}"]
+        self._result_types.pop(msg_id, None)
+        head = f'{{"jsonrpc":"2.0","id":{json.dumps(msg_id)},"result":'.encode()
+        self._write_json_text(f"the response to request {msg_id}", [head, *result.pieces, b"}"])
+
+    def _write_json_text(self, what: str, pieces: list[bytes]) -> None:
+        """Frame and write one message given as pieces of JSON text."""
+        if self.writer is None:
+            log.error("cannot send %s: no transport", what)
+            return
         if self._include_headers:
             length = sum(len(piece) for piece in pieces)
             header = f"Content-Length: {length}\r\nContent-Type: {self.CONTENT_TYPE}; charset={self.CHARSET}\r\n\r\n"
@@ -107,10 +129,10 @@ class VqlspProtocol(LanguageServerProtocol):
             if inspect.isawaitable(written):
                 asyncio.ensure_future(written)
         except BrokenPipeError:
-            log.exception("cannot send %s: the client closed the connection", method)
+            log.exception("cannot send %s: the client closed the connection", what)
             raise
         except Exception as error:  # as pygls: a transport failure is reported, not raised
-            log.exception("cannot send %s", method)
+            log.exception("cannot send %s", what)
             self._server._report_server_error(error, JsonRpcInternalError)
 
     @lsp_method(types.INITIALIZE)

@@ -24,7 +24,7 @@ from vqlsp.text.positions import InvalidRange
 
 from .actions import IGNORE_IN_WORKSPACE_COMMAND, code_actions, command_arguments
 from .core import HOVER_WAIT_S, RESULT_WAIT_S, STATS_COMMAND, VqlspServer
-from .diagnostics import document_stats, lsp_full_report, spans_at
+from .diagnostics import document_stats, full_report_json, spans_at
 from .documents import UnknownDocument
 from .hover import lsp_hover
 from .ignore_file import IGNORE_FILE, IgnoreFileError
@@ -117,7 +117,7 @@ def build_server(*, dense: bool = False, loop_lag: bool = False) -> VqlspServer:
         result_id = f"{doc.revision}.{doc.published}.{ls.config_generation}" if current else f"{doc.revision}.none"
         if params.previous_result_id == result_id:
             return types.RelatedUnchangedDocumentDiagnosticReport(result_id=result_id)
-        return lsp_full_report(doc if current else None, ls.store.codec, ls.options.diagnostics, ls.unit(), result_id,
+        return full_report_json(doc if current else None, ls.store.codec, ls.options.diagnostics, ls.unit(), result_id,
                                ls.silence(doc))
 
     @server.feature(types.TEXT_DOCUMENT_HOVER)
