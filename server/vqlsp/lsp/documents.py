@@ -39,6 +39,8 @@ from vqlsp.text.ignores import ChunkIgnores, Ignores
 from vqlsp.text.positions import InvalidRange, LineIndex, code_units
 from vqlsp.text.tokenizer import TextTokenizer
 
+from .collector import no_collections
+
 LARGE_TEXT_CHARS = 1 << 16  # longer texts are tokenized and cut off the event loop
 # longer texts also get their line index built off the event loop (``core.open_document``):
 # measured 3 ms for 450 K characters, 15 ms for 2 M and 68 ms for 10 M (thread CPU, load ~6)
@@ -52,14 +54,15 @@ def tokenize_and_cut(
 ) -> tuple[TokenizedDocument, list[tuple[int, int]]]:
     """A text's tokens and its sections' ``(tokens, chars)``: O(length), safe in a thread (the
     tokenizer releases the GIL while it encodes)."""
-    tokens = TokenizedDocument(text, tokenizer)
-    return tokens, cut_document(text, tokens, target, language)
+    with no_collections():
+        tokens = TokenizedDocument(text, tokenizer)
+        return tokens, cut_document(text, tokens, target, language)
 
 
 def cut_document(text: str, tokens: TokenizedDocument, target: int, language: str) -> list[tuple[int, int]]:
     """The sections' ``(tokens, chars)`` of a whole tokenized text (O(length))."""
-    spans = tokens.spans
-    return cut_points(text, [s for s, _ in spans], [e for _, e in spans], target, language)
+    starts, ends = tokens.starts_and_ends()
+    return cut_points(text, starts, ends, target, language)
 
 
 class UnknownDocument(KeyError):
