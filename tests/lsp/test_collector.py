@@ -6,7 +6,7 @@ from __future__ import annotations
 import gc
 import weakref
 
-from vqlsp.lsp.collector import CollectionMeter, freeze_long_lived, freeze_survivors
+from vqlsp.lsp.collector import CollectionMeter, freeze_long_lived, freeze_survivors, no_collections
 
 
 class FakeClock:
@@ -65,3 +65,21 @@ def test_frozen_survivors_are_still_freed_by_reference_counting():
         assert alive() is None
     finally:
         gc.unfreeze()
+
+
+def test_no_collections_pauses_the_collector_then_freezes_what_the_block_made():
+    gc.unfreeze()
+    try:
+        with no_collections():
+            assert not gc.isenabled()
+            made = [[i] for i in range(10_000)]  # tracked objects
+            before = gc.get_freeze_count()
+        assert gc.isenabled()
+        assert gc.get_freeze_count() >= before + len(made)
+        gc.disable()  # a collector already off stays off
+        with no_collections():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+        freeze_long_lived()
