@@ -52,6 +52,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from . import server_options
+
 SCENARIOS = ("soak", "reopen", "many")
 TRIM_ABOVE = 1.05  # soak: a document this much longer than it started loses text (``burst_edits``)
 LEVEL_WINDOW_S = 30.0  # soak: RSS "level" = the median of the samples of this window (``levels``)
@@ -78,6 +80,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="reopen: seconds a document stays open; many: longest wait for all results (default 30)")
     parser.add_argument("--sample-s", type=float, default=0.5, help="RSS sampling period (default 0.5)")
     parser.add_argument("--seed", type=int, default=0)
+    server_options.add_argument(parser)
     parser.add_argument("--json", dest="json_path", help="write the results here")
     parser.add_argument("--plot", help="write RSS over time here (PNG)")
 
@@ -169,6 +172,7 @@ class SoakClient:
         options: dict[str, Any] = {"device": self.args.device}
         if self.args.model:
             options["model"] = self.args.model
+        options.update(server_options.parse(self.args.server_option))
         self.options = options
         await self.session.start(options)
         self.pid = self.session.client._server.pid  # (pygls keeps the subprocess there)

@@ -81,6 +81,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..lsp.loop_lag import busiest
+from . import server_options
 from .typing_traces import SCENARIOS, Plan, make_plan, parse_size
 
 SUITE_SIZES = ("1k", "4k", "16k", "100k", "2MB")
@@ -118,8 +119,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--debounce-ms", type=float, help="server debounceMs (default: the server's)")
     p.add_argument("--settle-ms", type=float, help="server settleMs (default: the server's)")
     p.add_argument("--position-policy", choices=["stable", "exact"], help="(default: the server's)")
-    p.add_argument("--server-option", action="append", default=[], metavar="KEY=VALUE",
-                   help="any other server option (camelCase; VALUE is JSON, else a string), e.g. sectionTokens=1024")
+    server_options.add_argument(p)
     p.add_argument("--timeout", type=float, default=300.0,
                    help="seconds to wait after a stream for its final, settled result (default 300)")
     p.add_argument("--open-timeout", type=float, default=3600.0, help="seconds to wait for a document's "
@@ -160,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
                        ("positionPolicy", args.position_policy)):
         if value is not None:
             options[key] = value
-    options.update(_server_option(item) for item in args.server_option)
+    options.update(server_options.parse(args.server_option))
     settle_ms = Options().settle_ms if args.settle_ms is None else args.settle_ms
     tokenizer = TextTokenizer(load_tokenizer(args.model))
     source = typing_source(args.seed)
@@ -197,16 +197,6 @@ def run(args: argparse.Namespace) -> int:
         plot(result, plot_path)
         print(f"wrote {plot_path}")
     return 0 if ok else 1
-
-
-def _server_option(item: str) -> tuple[str, object]:
-    key, sep, raw = item.partition("=")
-    if not sep or not key:
-        raise SystemExit(f"vqlsp bench typing: --server-option takes KEY=VALUE, not {item!r}")
-    try:
-        return key, json.loads(raw)
-    except json.JSONDecodeError:
-        return key, raw
 
 
 # -- one server, one document -------------------------------------------------------------
