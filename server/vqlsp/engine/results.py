@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -49,6 +50,20 @@ class UpdateStats:
         return sum(self.rows_changed) / (len(self.rows_changed) * self.tokens)
 
 
+@contextmanager
+def timed_call(n: int, edits: Sequence[TokenEdit], device: torch.device) -> Iterator[tuple[EditPlan, UpdateStats]]:
+    """One ``apply`` call's plan (for a document of ``n`` tokens) and its stats, timed the
+    same way for every strategy so their ms compare: from before the plan is built until
+    CUDA is synchronized after the block (``UpdateStats.ms``)."""
+    start = time.perf_counter()
+    plan = EditPlan.build(n, edits)
+    stats = UpdateStats(tokens=plan.new_len)
+    yield plan, stats
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    stats.ms = (time.perf_counter() - start) * 1e3
+
+
 def timed_apply(
     n: int,
     edits: Sequence[TokenEdit],
@@ -57,20 +72,11 @@ def timed_apply(
     *,
     always: bool = False,
 ) -> UpdateStats:
-    """One ``apply`` call, timed the same way for every strategy so their ms compare.
-
-    Builds the plan for a document of ``n`` tokens, runs ``update(plan, stats)``
-    unless the edits change nothing (and not ``always``: a re-index changes no token),
-    and synchronizes CUDA before the clock stops.
-    """
-    start = time.perf_counter()
-    plan = EditPlan.build(n, edits)
-    stats = UpdateStats(tokens=plan.new_len)
-    if always or not plan.empty:
-        update(plan, stats)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    stats.ms = (time.perf_counter() - start) * 1e3
+    """One ``apply`` call (``timed_call``): runs ``update(plan, stats)`` unless the edits
+    change nothing (and not ``always``: a re-index changes no token)."""
+    with timed_call(n, edits, device) as (plan, stats):
+        if always or not plan.empty:
+            update(plan, stats)
     return stats
 
 

@@ -66,7 +66,7 @@ from .ops import CostModel
 from .plan import EditPlan
 from .policy import RecomputePolicy
 from .positions import DEFAULT_MAX_DRIFT, PositionPolicy, make_policy
-from .results import Outputs, UpdateStats, head_outputs, timed_apply
+from .results import Outputs, UpdateStats, head_outputs, timed_apply, timed_call
 from .state import LayerState, SessionState
 from .static_rows import RowBuckets
 
@@ -233,13 +233,9 @@ class IncrementalSession:
         build gives way to a keystroke between two layers; the static loop runs its layers as
         one step). ``last_stats`` is set when the iterator is exhausted. Until then the session
         must not be read or changed; one dropped midway is unusable (a build drops it whole)."""
-        start = time.perf_counter()
-        plan = EditPlan.build(self.n, edits)
-        stats = UpdateStats(tokens=plan.new_len)
-        if not plan.empty:
-            yield from self._apply_steps(plan, stats)
-        self._sync()
-        stats.ms = (time.perf_counter() - start) * 1e3  # (the time between steps counts too)
+        with timed_call(self.n, edits, self.state.device) as (plan, stats):  # (time between steps counts)
+            if not plan.empty:
+                yield from self._apply_steps(plan, stats)
         self.last_stats = stats
 
     @torch.inference_mode()
