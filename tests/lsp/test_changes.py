@@ -121,7 +121,7 @@ async def test_a_close_drops_what_is_pending(store):
 
 
 async def test_a_long_text_is_indexed_off_the_loop_and_its_changes_wait_for_it(monkeypatch):
-    """A text over ``LONG_TEXT_CHARS`` opens once its line index is built on the text thread:
+    """A text over ``INDEX_OFF_LOOP_CHARS`` opens once its line index is built on the text thread:
     meanwhile its didChanges queue (none is lost as 'not open') and requests wait; a close
     before the open is done means it never happens."""
     import threading
@@ -129,7 +129,7 @@ async def test_a_long_text_is_indexed_off_the_loop_and_its_changes_wait_for_it(m
     from vqlsp.lsp import core
     from vqlsp.lsp.core import VqlspServer
 
-    monkeypatch.setattr(core, "LONG_TEXT_CHARS", len(PARAGRAPH))
+    monkeypatch.setattr(core, "INDEX_OFF_LOOP_CHARS", len(PARAGRAPH))
     server = VqlspServer()
     server.logged = []
     server.log_message = lambda message, kind=None: server.logged.append(message)

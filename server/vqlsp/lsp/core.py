@@ -56,7 +56,7 @@ from .diagnostics import (
     publish_diagnostics_json,
 )
 from .documents import (
-    LONG_TEXT_CHARS,
+    INDEX_OFF_LOOP_CHARS,
     ChangeReport,
     Document,
     DocumentStore,
@@ -328,7 +328,7 @@ class VqlspServer(LanguageServer):
         not hold the event loop (10 M characters: ~70-100 ms); until it is in place the
         document's ``didChange``s queue and requests about it wait (``ChangeApplier.after``)."""
         reopened = item.uri in self.store
-        if len(item.text) <= LONG_TEXT_CHARS:
+        if len(item.text) <= INDEX_OFF_LOOP_CHARS:
             self.changes.discard(item.uri)  # changes still pending for the text this one replaces
             self._open(item, reopened, None)
             return

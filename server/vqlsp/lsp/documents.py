@@ -44,7 +44,7 @@ from .collector import no_collections
 LARGE_TEXT_CHARS = 1 << 16  # longer texts are tokenized and cut off the event loop
 # longer texts also get their line index built off the event loop (``core.open_document``):
 # measured 3 ms for 450 K characters, 15 ms for 2 M and 68 ms for 10 M (thread CPU, load ~6)
-LONG_TEXT_CHARS = 1 << 20
+INDEX_OFF_LOOP_CHARS = 1 << 20
 CONTEXT_CHARS = 4096  # markup context a section job carries from the section before it
 MARKUP_LANGUAGES = frozenset({"markdown", "restructuredtext", "latex", "tex", "git-commit"})
 
