@@ -222,6 +222,7 @@ BENCHES = [
     ("acm", "acm_bench", "ACM trade-off: accuracy vs learners per token and ms per edit (table, PNG)"),
     ("typing", "typing_bench", "keystroke -> covering result with edits sent on a clock, over real stdio"),
     ("soak", "soak_bench", "the server's RSS over many edits, opens and closes, over real stdio"),
+    ("memory", "memory_bench", "what a long document's text structures hold beside the state budget (in-process)"),
 ]
 
 
