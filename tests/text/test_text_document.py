@@ -41,16 +41,17 @@ def replay(doc: TokenizedDocument, tokenizer: TextTokenizer, text: str, data) ->
             edits = doc.apply_change(start, start + length, new_text)
             text = text[:start] + new_text + text[start + length :]
         expected = tokenizer.encode(text)
-        assert doc.ids == expected.ids
-        assert apply_edits(ids, edits) == expected.ids
-        ids = expected.ids
+        expected_ids = expected.ids.tolist()
+        assert doc.ids == expected_ids
+        assert apply_edits(ids, edits) == expected_ids
+        ids = expected_ids
     spans = list(zip(expected.starts, expected.ends))
     assert doc.text == text
     assert doc.spans == spans
     assert len(doc) == len(expected.ids)
     start = data.draw(st.integers(0, len(doc)), label="slice start")
     stop = data.draw(st.integers(start, len(doc) + 2), label="slice stop")
-    assert doc.ids_slice(start, stop) == expected.ids[start:stop]
+    assert doc.ids_slice(start, stop) == ids[start:stop]
     assert doc.spans_slice(start, stop) == spans[start:stop]
     if start < len(doc):
         assert doc.span(start) == spans[start]
@@ -104,7 +105,7 @@ def test_emoji_split_into_byte_tokens_keeps_overlapping_spans(text_tokenizer):
     ids = doc.ids
     edits = doc.apply_change(3, 4, "😋")  # swap the first emoji only
     expected = text_tokenizer.encode("Hi 😋🏽 there")
-    assert apply_edits(ids, edits) == expected.ids
+    assert apply_edits(ids, edits) == expected.ids.tolist()
     assert doc.spans == list(zip(expected.starts, expected.ends))
 
 

@@ -10,6 +10,7 @@ its tokens.
 
 from __future__ import annotations
 
+from array import array
 from typing import Any
 
 from vqlsp.engine.edits import TokenEdit
@@ -62,8 +63,8 @@ class TokenizedDocument:
         """
         return self._store.spans()
 
-    def starts_and_ends(self) -> tuple[list[int], list[int]]:
-        """``spans`` as a list of starts and a list of ends (cheaper for a whole long text)."""
+    def starts_and_ends(self) -> tuple[array, array]:
+        """``spans`` as a table of starts and one of ends (cheaper for a whole long text)."""
         return self._store.starts_and_ends()
 
     def __len__(self) -> int:

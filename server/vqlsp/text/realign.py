@@ -141,4 +141,4 @@ def _same_word(store: TokenStore, j: int, run: TokenRun, k: int) -> bool:
     if run.word_char(k + 1) - run.word_char(k) != old_length:
         return False
     old_ids = store.ids_between(store.word_token(j), store.word_token(j + 1))
-    return run.ids[run.word_token(k) : run.word_token(k + 1)] == old_ids
+    return run.ids[run.word_token(k) : run.word_token(k + 1)].tolist() == old_ids

@@ -31,9 +31,9 @@ from itertools import islice, pairwise
 from pathlib import Path
 from typing import Any
 
-from tokenizers import Tokenizer
+from tokenizers import Encoding, Tokenizer
 
-from vqlsp.text.run import TokenRun
+from vqlsp.text.run import TokenRun, table
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 # Texts longer than this are encoded through ``encode_batch``, which releases the GIL
@@ -46,6 +46,11 @@ LONG_TEXT_CHARS = 1 << 14
 # between two non-space characters where encoding a window around the cut in two parts
 # gives the window's own tokens (``_piece_starts``), so the ids are the same as whole.
 PIECE_CHARS = 1 << 16
+# Pieces encoded by one ``encode_batch`` call. An encoding holds ~150 bytes a token in
+# Rust (token strings, offsets, word ids...): a 10 MB text's 2.7 M tokens encoded in one
+# call took 477 MB at once and left the process 423 MB larger after they were freed
+# (RSS, measured); 8 pieces (~0.5 MB of text) at a time: 111 MB, 70 MB after, as fast.
+BATCH_PIECES = 8
 # Characters on each side of a candidate cut that ``_piece_starts`` re-encodes to check it.
 CUT_CHECK_CHARS = 64
 MAX_CUT_TRIES = 16  # candidates tried per piece before moving on
@@ -55,6 +60,14 @@ _CUT_CANDIDATE = re.compile(r"(?<=\S) (?=\S)")
 # pre-tokenizer looks only a few characters ahead (GPT-2's contractions read
 # three, Llama-3's digit groups three); see ``realign``.
 MIN_CONTEXT_CHARS = 8
+
+
+# A run's offsets are 32-bit (``run.TYPECODE``): far beyond any text an editor sends.
+MAX_TEXT_CHARS = (1 << 31) - 1
+
+
+class TextTooLong(ValueError):
+    """A text longer than ``MAX_TEXT_CHARS``, which a run's offsets cannot address."""
 
 
 class UnsupportedTokenizer(TypeError):
@@ -111,28 +124,27 @@ class TextTokenizer:
         text in pieces of about ``piece_chars`` characters (see ``PIECE_CHARS``)."""
         if not text:
             return TokenRun.empty()
+        if len(text) > MAX_TEXT_CHARS:
+            raise TextTooLong(f"{len(text):,} characters: token offsets are 32-bit, at most {MAX_TEXT_CHARS:,}")
         if len(text) <= LONG_TEXT_CHARS:
-            starts, encodings = [0], [self._backend.encode(_encodable(text), add_special_tokens=False)]
+            starts = [0]
+            encodings: Iterator[Encoding] = iter([self._backend.encode(_encodable(text), add_special_tokens=False)])
         else:  # ``encode_batch`` lets other threads run meanwhile
             starts = self._piece_starts(text, piece_chars)
-            pieces = [_encodable(text[a:b]) for a, b in pairwise([*starts, len(text)])]
-            encodings = self._backend.encode_batch(pieces, add_special_tokens=False)
-        ids: list[int] = []
-        token_starts: list[int] = []
-        token_ends: list[int] = []
-        word_chars = [0]
-        word_tokens = [0]
+            encodings = self._encode_pieces(text, starts)
+        ids, token_starts, token_ends = table(), table(), table()
+        word_chars, word_tokens = table([0]), table([0])
         # A new pre-token starts a word only where no earlier token reaches past its
         # start, so a cut there leaves every token whole. (Pieces start new pre-tokens.)
         reach = 0
         previous_word: int | None = -1
         word_base = 0  # word ids restart in each piece: shifted past the last piece's
-        for base, encoding in zip(starts, _one_at_a_time(encodings)):
+        for base, encoding in zip(starts, encodings):
             offsets = encoding.offsets
             first = len(ids)
-            ids += encoding.ids
-            token_starts += [start + base for start, _ in offsets]
-            token_ends += [end + base for _, end in offsets]
+            ids.extend(encoding.ids)
+            token_starts.extend([start + base for start, _ in offsets])
+            token_ends.extend([end + base for _, end in offsets])
             for i, word in enumerate(encoding.word_ids, start=first):
                 start = token_starts[i]
                 if word is not None:
@@ -144,6 +156,14 @@ class TextTokenizer:
                 reach = max(reach, token_ends[i])
             word_base += len(offsets) + 1
         return TokenRun(text, ids, token_starts, token_ends, word_chars, word_tokens)
+
+    def _encode_pieces(self, text: str, starts: list[int]) -> Iterator[Encoding]:
+        """The encodings of ``text``'s pieces (starting at ``starts``), ``BATCH_PIECES`` pieces
+        per ``encode_batch``, each one freed once the caller moves on (``_one_at_a_time``)."""
+        bounds = list(pairwise([*starts, len(text)]))
+        for first in range(0, len(bounds), BATCH_PIECES):
+            pieces = [_encodable(text[a:b]) for a, b in bounds[first : first + BATCH_PIECES]]
+            yield from _one_at_a_time(self._backend.encode_batch(pieces, add_special_tokens=False))
 
     def _piece_starts(self, text: str, piece_chars: int) -> list[int]:
         """Where to cut ``text`` into pieces encoded apart: 0, then the first checked cut at
