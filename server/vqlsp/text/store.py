@@ -18,7 +18,7 @@ from array import array
 from bisect import bisect_left, bisect_right
 from itertools import accumulate, chain
 
-from vqlsp.text.run import TokenRun, table
+from vqlsp.text.run import TokenRun, shifted, table
 
 # Target tokens per chunk: large enough that the chunk tables stay short, small
 # enough that rebuilding one chunk per keystroke is cheap. Typing mid-document at
@@ -150,8 +150,8 @@ class TokenStore:
         (a 10 MB text has 2.7 million tokens)."""
         starts, ends = table(), table()
         for chunk, chars in zip(self._chunks, self._chunk_char):
-            starts.extend([chars + s for s in chunk.starts])
-            ends.extend([chars + e for e in chunk.ends])
+            starts.extend(shifted(chunk.starts, chars))
+            ends.extend(shifted(chunk.ends, chars))
         return starts, ends
 
     # -- mutation ----------------------------------------------------------------
