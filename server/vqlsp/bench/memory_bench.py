@@ -11,8 +11,8 @@ text tokenized and cut by ``tokenize_and_cut``, then attached) and reports, per 
   another, so each one's share is the growth it leaves behind);
 * the peak while tokenizing and cutting (what the build holds for a moment: the whole
   text's token lists before they are split into chunks, the cut's starts and ends);
-* ``text_bytes``: the estimate the server reports as ``textBytes`` in
-  ``vqlsp.documentStats`` (``lsp.documents.text_bytes``), to check it against the above;
+* ``text_bytes``: what the server reports as ``textBytes`` in ``vqlsp.documentStats``
+  (``lsp.footprint.document_bytes``), to check it against the above;
 * the process's RSS growth, measured in a second child without ``tracemalloc`` (its
   own bookkeeping would inflate RSS).
 
@@ -97,7 +97,7 @@ def _open(text: str, tokenizer):
 
 
 def _measure(kind: str, chars: int, seed: int, traced: bool, out) -> None:
-    from vqlsp.lsp import documents
+    from vqlsp.lsp.footprint import document_bytes
     from vqlsp.model.base_weights import default_tokenizer_path
     from vqlsp.text.tokenizer import TextTokenizer
 
@@ -109,12 +109,15 @@ def _measure(kind: str, chars: int, seed: int, traced: bool, out) -> None:
     t0 = time.perf_counter()
     store, doc, steps, peak = _open(text, tokenizer)
     seconds = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    counted = document_bytes(doc)["total"]
+    count_s = time.perf_counter() - t0
     names = list(steps)
     grown = {b: steps[b] - steps[a] for a, b in zip(names, names[1:])}
     out.put({"chars": len(text), "tokens": doc.n_tokens, "sections": len(doc.sections or ()),
              "text_str_bytes": sys.getsizeof(text), "grown": grown, "held": steps[names[-1]] - steps["start"],
              "peak_above_start": peak - steps["start"] if traced else None,
-             "text_bytes": documents.text_bytes(doc) if hasattr(documents, "text_bytes") else 0, "open_s": round(seconds, 2)})
+             "text_bytes": counted, "text_bytes_s": round(count_s, 3), "open_s": round(seconds, 2)})
 
 
 def measure(kind: str, chars: int, seed: int, traced: bool) -> dict:
@@ -137,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
         traced = measure(args.text, chars, args.seed, traced=True)
         rss = measure(args.text, chars, args.seed, traced=False)
         results.append({"size": size, **traced, "rss_grown": rss["grown"], "rss_held": rss["held"],
-                        "open_s_untraced": rss["open_s"]})
+                        "open_s_untraced": rss["open_s"], "text_bytes_s_untraced": rss["text_bytes_s"]})
         print_table(results[-1])
     if args.json_path:
         args.json_path.write_text(json.dumps({"bench": "memory", "text": args.text, "results": results}, indent=1))
@@ -153,4 +156,4 @@ def print_table(r: dict) -> None:
         print(f"  {name:<20} {grown / MIB:11.1f} {r['rss_grown'][name] / MIB:9.1f}")
     print(f"  {'held in all':<20} {r['held'] / MIB:11.1f} {r['rss_held'] / MIB:9.1f}")
     print(f"  {'peak while building':<20} {r['peak_above_start'] / MIB:11.1f}")
-    print(f"  {'textBytes estimate':<20} {r['text_bytes'] / MIB:11.1f}")
+    print(f"  {'textBytes (counted)':<20} {r['text_bytes'] / MIB:11.1f}   (counted in {r['text_bytes_s_untraced']} s)")

@@ -269,6 +269,26 @@ class SoakClient:
                 return False
         return True
 
+    async def memory(self, uri: str) -> dict:
+        """What ``vqlsp.documentStats`` says the server holds for ``uri`` (MiB): the states the
+        budget counts (all documents'), their budget, and the document's own structures
+        (``textBytes``), beside the RSS sampled just before."""
+        from lsprotocol import types
+
+        from vqlsp.lsp.client import _plain
+
+        stats = _plain(await self.session.client.workspace_execute_command_async(
+            types.ExecuteCommandParams(command="vqlsp.documentStats", arguments=[uri])))
+        def mib(n: Any) -> float | None:
+            return round(n / (1 << 20), 1) if isinstance(n, int) else None
+
+        parts = {part: mib(n) for part, n in (stats.get("textBytesByPart") or {}).items()}
+        return {"states_mib": mib(stats.get("total_state_bytes")), "budget_mib": mib(stats.get("budget_bytes")),
+                "text_mib": mib(stats.get("textBytes")), "text_mib_by_part": parts,
+                "cachedSections": stats.get("cachedSections"),
+                "sections": len(stats.get("sections") or ()), "spans": stats.get("spans"),
+                "rss_mib": self.samples[-1][2]}
+
     async def steady(self, what: str) -> float:
         """RSS once the server has read everything sent and RSS stopped moving (four samples
         0.5 s apart within 1%, at most 60 s), marked ``what``."""
@@ -404,7 +424,7 @@ async def reopen(client: SoakClient, args: argparse.Namespace) -> dict:
     text = make_prose(parse_size(args.size), random.Random(args.seed))
     baseline = await warm_up(client)
     uri = "file:///soak/large.txt"
-    open_peaks, after_close = [], []
+    open_peaks, after_close, memory = [], [], []
     for cycle in range(1, args.cycles + 1):
         opened_at = time.perf_counter()
         client.open(uri, text)
@@ -412,11 +432,12 @@ async def reopen(client: SoakClient, args: argparse.Namespace) -> dict:
         await asyncio.sleep(max(0.0, args.hold_s - (time.perf_counter() - opened_at)))
         client.mark(f"open {cycle}, before closing")
         open_peaks.append(max(s[2] for s in client.samples if s[0] >= client.marks[-2][0]))
+        memory.append(await client.memory(uri))
         client.close(uri)
         after_close.append(await client.steady(f"closed {cycle}"))
     return {"figures": {"chars": len(text), "cycles": args.cycles, "hold_s": args.hold_s,
                         "rss_baseline_mib": round(baseline, 1), "rss_open_peak_mib": open_peaks,
-                        "rss_after_close_mib": after_close,
+                        "rss_after_close_mib": after_close, "memory_before_close": memory,
                         "growth_last_vs_first_close_mib": round(after_close[-1] - after_close[0], 1)},
             "in_sync": None}
 

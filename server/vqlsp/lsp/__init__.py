@@ -21,6 +21,7 @@ Protocol, scheduling and publishing only: no torch here (the analysis runs in
     ignore_file.py  .vqlsp.json: labels ignored in a workspace folder
     scope.py        excludePatterns and maxFileLength: documents left alone
     heap.py         freed memory handed back to the OS after a burst of closes (malloc_trim)
+    footprint.py    bytes of a document's own structures, beside the state budget (on request)
     collector.py    the garbage collector kept off the loop: the model and built documents
                     frozen, pauses metered
     loop_lag.py     how late the event loop wakes up (``serve --loop-lag``, for benchmarks)
@@ -60,8 +61,9 @@ hover, quick-fix ``textDocument/codeAction``, ``$/progress``):
   recomputed per token, ``rowsPerToken``, and ACM ``learnersPerRow``) and each
   span's own ``compute`` on its last update; ``[uri, {line, character}]`` adds
   ``computeAtCursor``, the sentence at that position (issue 15); ``changesSliced``
-  (didChanges applied in more than one slice) and ``gc`` (collections and the longest,
-  per generation);
+  (didChanges applied in more than one slice), ``gc`` (collections and the longest,
+  per generation) and ``textBytes`` (what the document's own text, tokens, sections and
+  diagnostics hold beside the state budget, ``textBytesByPart`` per part: ``footprint``);
 * command ``vqlsp.ignoreLabelInWorkspace`` ``[label, uri]`` (what the workspace code
   action runs) -> ``{ignored, file}``: the label is added to ``.vqlsp.json`` of the
   workspace folder holding ``uri``, and every document's diagnostics are republished.
