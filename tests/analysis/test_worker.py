@@ -134,3 +134,29 @@ def test_a_build_gives_way_after_one_layer_and_resumes_there(tiny):
     worker.drop(doc.uri)
     assert worker.build_step(job, chunk, give_way=lambda: asked.append(False) or False).result is not None
     assert len(asked) == layers
+
+
+def test_a_build_in_progress_counts_in_the_memory_budget(tiny):
+    """A section's state being built (a first pass, a settle) is counted beside its live one,
+    and evicts the least recently used sections when the budget is passed; once installed,
+    the section counts its new state only."""
+    model, tokenizer = tiny
+    store = DocumentStore(PositionCodec(types.PositionEncodingKind.Utf32), section_tokens=64)
+    store.set_tokenizer(tokenizer)
+    doc = store.open("file:///w.txt", "plaintext", 1, PROSE)
+    first, second = (store.job(doc, k, unit="sentence", position_policy="exact", take=False) for k in (0, 1))
+    worker = AnalysisWorker(model, 1 << 30)
+    worker.build_step(first, 8)
+    one_section = worker.budget.total_bytes
+    assert one_section == worker.stats(doc.uri)["state_bytes"] > 0
+    chunk = 8
+    while worker.build_step(second, chunk, give_way=lambda: True).built_tokens < 2 * chunk:
+        pass  # one layer a call, until two chunks are through every layer
+    building = worker.documents[doc.uri].sections[second.section].build
+    assert building is not None and len(second.ids) > 2 * chunk
+    # counted when its last chunk was done (the next one may have grown it since)
+    assert one_section < worker.budget.total_bytes <= one_section + building.analyzer.state_bytes()
+    worker.set_budget(one_section)  # the build in progress is the most recent: the first section goes
+    assert worker.stats(doc.uri)["cachedSections"] == 0 and worker.evictions == 1
+    assert worker.build_step(second, chunk).result is not None
+    assert worker.budget.total_bytes == worker.stats(doc.uri)["state_bytes"]

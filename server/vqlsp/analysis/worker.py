@@ -193,7 +193,9 @@ class AnalysisWorker:
         t0 = time.perf_counter()
         state = self._section(job.uri, job.section)
         if job.revision < state.revision:  # cut before an update of the section: moot
-            state.build = None
+            if state.build is not None:
+                state.build = None
+                self._count_build(job, state)
             return BuildProgress(job.section, 0, abandoned=True)
         build = state.build
         if build is None or build.target != job.ids or build.policy != job.position_policy:
@@ -209,6 +211,7 @@ class AnalysisWorker:
                         build.ms += (time.perf_counter() - t0) * 1e3
                         return BuildProgress(job.section, done)
                 build.steps = None
+                self._count_build(job, state)
         except BaseException:
             state.build = None  # a chunk that failed half way leaves its analyzer unusable
             raise
@@ -292,6 +295,21 @@ class AnalysisWorker:
         for order, head in enumerate(self.span_heads):
             groups.setdefault(unit if head is self.model.span_head else head.unit, []).append((order, head))
         return list(groups.items())
+
+    def _count_build(self, job: SectionJob, state: _Section) -> None:
+        """Count the section's state and its build in progress, if any, in the budget (a build
+        of a first pass or a settle holds up to a whole section's state beside the live one:
+        uncounted, a long document's first pass went past the budget by one build and what
+        it left behind). Evictions it causes are logged: no result carries them."""
+        size = sum(a.state_bytes() for a in (state.analyzer, state.build and state.build.analyzer) if a is not None)
+        doc = self.documents.get(job.uri)
+        if doc is None or job.section in doc.dead:
+            return
+        if not size:
+            self.budget.forget((job.uri, job.section))
+            return
+        for note in self._evict(self.budget.touch((job.uri, job.section), size)):
+            log.info("%s", note)
 
     def _install(self, job: SectionJob, state: _Section, analyzer: Analyzer, notes: list[str]) -> None:
         doc = self.documents.setdefault(job.uri, _Document())
