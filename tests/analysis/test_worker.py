@@ -160,3 +160,23 @@ def test_a_build_in_progress_counts_in_the_memory_budget(tiny):
     assert worker.stats(doc.uri)["cachedSections"] == 0 and worker.evictions == 1
     assert worker.build_step(second, chunk).result is not None
     assert worker.budget.total_bytes == worker.stats(doc.uri)["state_bytes"]
+
+
+def test_evictions_hand_memory_back_from_the_next_build_step(tiny):
+    """Once evictions freed ``release_after_bytes``, the next build step calls ``release_memory``
+    (and only then: an update, the keystroke path, never does)."""
+    model, tokenizer = tiny
+    store = DocumentStore(PositionCodec(types.PositionEncodingKind.Utf32), section_tokens=32)
+    store.set_tokenizer(tokenizer)
+    doc = store.open("file:///w.txt", "plaintext", 1, PROSE)
+    jobs = [store.job(doc, k, unit="sentence", position_policy="exact", take=False) for k in range(3)]
+    released: list[int] = []
+    worker = AnalysisWorker(model, 1, release_memory=lambda: released.append(worker.evicted_bytes),
+                            release_after_bytes=1)
+    worker.build_step(jobs[0], 8)
+    first = worker.budget.total_bytes
+    assert worker.update(jobs[1]).tokens == len(jobs[1].ids)  # evicts the first section's state
+    assert worker.evictions == 1 and worker.evicted_bytes == first and released == []
+    worker.build_step(jobs[2], 8)
+    assert released == [0] and worker.stats(doc.uri)["memory_releases"] == 1  # counted from zero again
+    assert worker.evicted_bytes > 0  # the third evicted the second: due at the next step

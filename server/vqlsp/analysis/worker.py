@@ -56,6 +56,11 @@ from .sections import SectionJob
 log = logging.getLogger(__name__)
 
 
+# State bytes evicted before a build step hands freed memory back (``_release_if_due``):
+# about ten sections' states of 256 tokens on the default model.
+RELEASE_AFTER_BYTES = 256 << 20
+
+
 def token_spans(
     segments: Sequence[tuple[int, int]], starts: Sequence[int], ends: Sequence[int]
 ) -> list[tuple[int, int, int, int]]:
@@ -119,7 +124,13 @@ class _Document:
 class AnalysisWorker:
     """Owns the model, its heads and the per-section analyzers; every method runs on the worker thread."""
 
-    def __init__(self, model, budget_bytes: int, *, dense: bool = False, extra_heads: Sequence = ()):
+    def __init__(
+        self, model, budget_bytes: int, *, dense: bool = False, extra_heads: Sequence = (),
+        release_memory: Callable[[], object] | None = None, release_after_bytes: int = RELEASE_AFTER_BYTES,
+    ):
+        """``release_memory``: hands freed heap memory back to the OS (the server passes glibc's
+        ``malloc_trim``); called from a background build step once evictions freed
+        ``release_after_bytes`` since the last call."""
         self.model = model
         self.dense = dense
         # the model's own heads first: they give the classification's plain ``label`` fields
@@ -130,6 +141,9 @@ class AnalysisWorker:
         self.documents: dict[str, _Document] = {}
         self.budget = MemoryBudget(budget_bytes)
         self.evictions = 0
+        self.release_memory, self.release_after_bytes = release_memory, release_after_bytes
+        self.evicted_bytes = 0  # state bytes evicted since memory was last released
+        self.releases = 0
 
     @property
     def engine(self) -> str:
@@ -191,6 +205,7 @@ class AnalysisWorker:
         half through its layers) for the next call. On the last chunk the build replaces the
         section's state and the section's result is returned."""
         t0 = time.perf_counter()
+        self._release_if_due()
         state = self._section(job.uri, job.section)
         if job.revision < state.revision:  # cut before an update of the section: moot
             if state.build is not None:
@@ -266,12 +281,26 @@ class AnalysisWorker:
         for uri, section in keys:
             state = self.documents.get(uri, _Document()).sections.get(section)
             if state is not None:
+                self.evicted_bytes += sum(a.state_bytes() for a in (state.analyzer, state.build and state.build.analyzer)
+                                          if a is not None)
                 state.analyzer = None  # its pooled feature stays: the document label still counts it
                 state.build = None
             self.budget.forget((uri, section))
             self.evictions += 1
             notes.append(f"memory budget: evicted the cached state of {uri} (section {section})")
         return notes
+
+    def _release_if_due(self) -> None:
+        """Hand memory back once evictions freed enough: an evicted state's buffers go back to
+        the C allocator, which keeps them, and states built later are carved from them no
+        better than partly. Measured building a 2 MB document's sections under a 512 MiB
+        budget: RSS beyond the states grew with each eviction (to ~250 MiB after 120);
+        releasing every 10 sections held it at ~115 MiB, ~5% of the build's time. Only from
+        build steps: never on a keystroke's path."""
+        if self.release_memory is not None and self.evicted_bytes >= self.release_after_bytes:
+            self.evicted_bytes = 0
+            self.releases += 1
+            self.release_memory()
 
     def stats(self, uri: str) -> dict:
         doc = self.documents.get(uri, _Document())
@@ -283,6 +312,7 @@ class AnalysisWorker:
             "total_state_bytes": self.budget.total_bytes,
             "budget_bytes": self.budget.budget_bytes,
             "evictions": self.evictions,
+            "memory_releases": self.releases,
         }
 
     # -- helpers -----------------------------------------------------------------------

@@ -827,7 +827,8 @@ def _load(options: Options, dense: bool, model: Any = None):
             extra += load_extra_heads(model, [path], taken={h.name for h in extra})
         except HeadFileError as exc:
             problems.append(f"cannot serve the head {path}: {exc}")
-    worker = AnalysisWorker(model, _budget_bytes(options), dense=dense, extra_heads=extra)
+    worker = AnalysisWorker(model, _budget_bytes(options), dense=dense, extra_heads=extra,
+                            release_memory=glibc_malloc_trim())
     labels = {
         "document": list(model.document_head.labels) if model.document_head else [],
         "span": list(model.span_head.labels) if model.span_head else [],
