@@ -101,8 +101,18 @@ def test_a_long_text_encoded_in_pieces_is_the_text_encoded_whole(text_tokenizer,
     whole = text_tokenizer.encode(text)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(tokenizer_module, "LONG_TEXT_CHARS", 0)  # every text takes the pieces' path
+        patch.setattr(tokenizer_module, "BATCH_PIECES", 3)  # and several encode_batch calls
         pieces = text_tokenizer.encode(text, piece_chars=piece_chars)
     assert pieces == whole
+
+
+@pytest.mark.parametrize("text_tokenizer", ["smollm2"], indirect=True)
+def test_a_text_longer_than_32_bit_offsets_is_refused(text_tokenizer):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(tokenizer_module, "MAX_TEXT_CHARS", 10)
+        assert text_tokenizer.encode("ten chars!").ids.tolist() == text_tokenizer.encode_ids("ten chars!")
+        with pytest.raises(tokenizer_module.TextTooLong, match="11 characters"):
+            text_tokenizer.encode("eleven char")
 
 
 @pytest.mark.parametrize("text_tokenizer", ["smollm2"], indirect=True)
