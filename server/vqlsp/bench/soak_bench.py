@@ -285,7 +285,8 @@ class SoakClient:
         parts = {part: mib(n) for part, n in (stats.get("textBytesByPart") or {}).items()}
         return {"states_mib": mib(stats.get("total_state_bytes")), "budget_mib": mib(stats.get("budget_bytes")),
                 "text_mib": mib(stats.get("textBytes")), "text_mib_by_part": parts,
-                "cachedSections": stats.get("cachedSections"),
+                "cachedSections": stats.get("cachedSections"), "evictions": stats.get("evictions"),
+                "memory_releases": stats.get("memory_releases"), "heap_releases": stats.get("heapReleases"),
                 "sections": len(stats.get("sections") or ()), "spans": stats.get("spans"),
                 "rss_mib": self.samples[-1][2]}
 
