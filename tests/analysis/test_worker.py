@@ -134,3 +134,24 @@ def test_a_build_gives_way_after_one_layer_and_resumes_there(tiny):
     worker.drop(doc.uri)
     assert worker.build_step(job, chunk, give_way=lambda: asked.append(False) or False).result is not None
     assert len(asked) == layers
+
+
+def test_a_warm_up_builds_a_missing_state_once_and_pins_it(tiny):
+    """``warm``: the section the cursor moved into gets a state (a settle's kind: on exact ids,
+    equal to dense) if it has none, and is kept first under the budget; with one, nothing runs."""
+    model, tokenizer = tiny
+    store = DocumentStore(PositionCodec(types.PositionEncodingKind.Utf32), section_tokens=16)
+    store.set_tokenizer(tokenizer)
+    worker = AnalysisWorker(model, 1 << 30)
+    doc = store.open("file:///w.txt", "plaintext", 1, PROSE)
+    job = store.job(doc, 1, unit="sentence", position_policy="exact", take=False)
+    step = worker.warm(job, 8)
+    assert step.result is not None and step.result.settled and step.result.changed_tokens == 0
+    assert worker.focus[doc.uri] == job.section and (doc.uri, job.section) in worker.budget.pinned
+    got = worker.document(doc.uri, job.section)[0]
+    assert got.probabilities == pytest.approx(dense_document(model, job.ids, [(0, len(job.ids))]), abs=1e-4)
+    again = worker.warm(job, 8)
+    assert again.abandoned and again.result is None
+    other = store.job(doc, 0, unit="sentence", position_policy="exact", take=False)
+    worker.warm(other, 8)  # the focus moves: the first section is no longer pinned
+    assert worker.budget.pinned == {(doc.uri, other.section)}
