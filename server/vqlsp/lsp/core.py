@@ -593,7 +593,7 @@ class VqlspServer(LanguageServer):
                         built.append(step.result)
                         break
                 if total > 1:
-                    done = sum(1 for s in doc.sections.sections if s.result is not None)
+                    done = len([s for s in doc.sections.sections if s.result is not None])
                     progress.report(f"{done}/{len(doc.sections)} sections", 100 * done // max(len(doc.sections), 1))
                 now = asyncio.get_running_loop().time()
                 if built and now - last_publish >= BUILD_PUBLISH_S:  # (``built`` is cumulative:
