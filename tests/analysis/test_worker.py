@@ -180,3 +180,24 @@ def test_evictions_hand_memory_back_from_the_next_build_step(tiny):
     worker.build_step(jobs[2], 8)
     assert released == [0] and worker.stats(doc.uri)["memory_releases"] == 1  # counted from zero again
     assert worker.evicted_bytes > 0  # the third evicted the second: due at the next step
+
+
+def test_a_warm_up_builds_a_missing_state_once_and_pins_it(tiny):
+    """``warm``: the section the cursor moved into gets a state (a settle's kind: on exact ids,
+    equal to dense) if it has none, and is kept first under the budget; with one, nothing runs."""
+    model, tokenizer = tiny
+    store = DocumentStore(PositionCodec(types.PositionEncodingKind.Utf32), section_tokens=16)
+    store.set_tokenizer(tokenizer)
+    worker = AnalysisWorker(model, 1 << 30)
+    doc = store.open("file:///w.txt", "plaintext", 1, PROSE)
+    job = store.job(doc, 1, unit="sentence", position_policy="exact", take=False)
+    step = worker.warm(job, 8)
+    assert step.result is not None and step.result.settled and step.result.changed_tokens == 0
+    assert worker.focus[doc.uri] == job.section and (doc.uri, job.section) in worker.budget.pinned
+    got = worker.document(doc.uri, job.section)[0]
+    assert got.probabilities == pytest.approx(dense_document(model, job.ids, [(0, len(job.ids))]), abs=1e-4)
+    again = worker.warm(job, 8)
+    assert again.abandoned and again.result is None
+    other = store.job(doc, 0, unit="sentence", position_policy="exact", take=False)
+    worker.warm(other, 8)  # the focus moves: the first section is no longer pinned
+    assert worker.budget.pinned == {(doc.uri, other.section)}

@@ -40,8 +40,8 @@ def test_the_meter_sees_real_collections():
 
 def test_freezing_leaves_later_objects_to_the_collector():
     try:
-        frozen = freeze_long_lived()
-        assert frozen == gc.get_freeze_count() > 0
+        freeze_long_lived()
+        assert gc.get_freeze_count() > 0
         cycle: list = []
         cycle.append(cycle)  # a cycle made after the freeze is still collected
         del cycle
@@ -59,7 +59,8 @@ def test_frozen_survivors_are_still_freed_by_reference_counting():
         state.results = [{"label": "formal"} for _ in range(100)]
         alive = weakref.ref(state)
         before = gc.get_freeze_count()
-        assert freeze_survivors() > before  # state and its results among them
+        freeze_survivors()
+        assert gc.get_freeze_count() > before  # state and its results among them
         assert not any(o is state for o in gc.get_objects())  # left out of every collection
         del state  # the document closes
         assert alive() is None

@@ -397,6 +397,25 @@ def test_writer_writes_a_large_message_whole_to_a_non_blocking_pipe():
     assert bytes(received) == message * 2  # both whole, one after the other
 
 
+def test_writing_never_waits_for_the_client_to_read():
+    """The event loop writes; a client that reads late (parsing a long push as it reads it)
+    must not hold it: ``write`` queues, and the messages arrive whole and in order."""
+    read_fd, write_fd = os.pipe()
+    writer = MessageWriter(write_fd)
+    messages = [frame({"jsonrpc": "2.0", "method": "m", "params": {"n": n, "text": "x" * (1 << 20)}})
+                for n in range(3)]
+    writing = threading.Thread(target=lambda: [writer.write(m) for m in messages])
+    writing.start()
+    writing.join(10)  # (nobody reads the pipe yet: a blocking write would still be in it)
+    assert not writing.is_alive()
+    received = bytearray()
+    while len(received) < sum(map(len, messages)):
+        received.extend(os.read(read_fd, 1 << 16))
+    assert bytes(received) == b"".join(messages)
+    writer.close()
+    os.close(read_fd)
+
+
 def test_stray_output_goes_to_stderr_not_into_the_protocol_stream():
     code = (
         "import os\n"

@@ -1,8 +1,7 @@
 """A keystroke during a settle (issue 13): taken after one layer of the settle, not after it.
 
-A ``VqlspServer`` without a transport (its notifications captured), time on a
-``FakeClock`` (the scheduler's debounce and quiet timers, the build's typing
-pause), the real inference thread with the tiny model. The settle's build is
+A ``VqlspServer`` without a transport, time on a fake clock, the real inference
+thread with the tiny model (``offline.offline_server``). The settle's build is
 held inside its first layer by the ``give_way`` hook it polls; the keystroke's
 update is queued meanwhile; the test counts the layers the settle ran after it.
 """
@@ -15,12 +14,12 @@ import threading
 import pytest
 from lsprotocol import types
 
-from vqlsp.lsp.core import TYPING_QUIET_S, VqlspServer
-from vqlsp.lsp.diagnostics import CLASSIFICATION
+from vqlsp.lsp.core import TYPING_QUIET_S
 from vqlsp.lsp.jobs import FOREGROUND
 
 from .fake_clock import FakeClock
 from .harness import PROSE
+from .offline import classifications, offline_server, published
 
 URI = "file:///settle.txt"
 SETTLE_S = 2.0
@@ -28,34 +27,9 @@ SETTLE_S = 2.0
 
 @pytest.fixture
 def server(tiny_model_dir):
-    from vqlsp.analysis.worker import AnalysisWorker
-    from vqlsp.model.registry import load_model
-    from vqlsp.text.tokenizer import load_tokenizer
-
-    server = VqlspServer()
-    server.sent, server.heard = [], asyncio.Event()
-
-    def notify(method, params=None):
-        server.sent.append((method, params))
-        server.heard.set()
-
-    server.protocol.notify = notify
-    server.protocol.notify_json = lambda method, params=None: None
-    server.log_message = lambda message, kind=None: None
-    server.capability = lambda path: None
-    clock = FakeClock()
-    server._clock = server.scheduler._clock = clock
-    server.scheduler.quiet, server.scheduler.debounce = SETTLE_S, 0.0
-    server.worker = AnalysisWorker(load_model(tiny_model_dir, "cpu"), 1 << 30)
-    server.store.set_tokenizer(load_tokenizer(tiny_model_dir))
-    server.model_state = "ready"
-    yield server
-    server.jobs.close()
-    server.text_thread.shutdown(wait=False)
-
-
-def classifications(server) -> list[dict]:
-    return [params for method, params in server.sent if method == CLASSIFICATION]
+    with offline_server(tiny_model_dir) as server:
+        server.scheduler.quiet, server.scheduler.debounce = SETTLE_S, 0.0
+        yield server
 
 
 def type_at_start(server, version: int, text: str) -> None:
@@ -63,16 +37,6 @@ def type_at_start(server, version: int, text: str) -> None:
     server.store.change(URI, version, [types.TextDocumentContentChangePartial(
         range=types.Range(start=at, end=at), text=text)])
     server.request_update(server.store.get(URI), typed=True)
-
-
-async def published(server, test, timeout: float = 30.0) -> None:
-    """Wait (no fake time passes) until a classification passes ``test``: the inference
-    thread's jobs are real, so their answers come in real time."""
-    async def wait():
-        while not any(test(p) for p in classifications(server)):
-            server.heard.clear()
-            await server.heard.wait()
-    await asyncio.wait_for(wait(), timeout)
 
 
 async def test_a_keystroke_during_a_settle_waits_for_one_layer_of_it(server):

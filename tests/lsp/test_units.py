@@ -10,6 +10,7 @@ import torch
 
 from vqlsp.analysis.analyzers import DenseAnalyzer, document_output, open_analyzer
 from vqlsp.analysis.memory import MemoryBudget
+from vqlsp.analysis.sections import nearest
 from vqlsp.analysis.worker import token_spans
 from vqlsp.engine.edits import TokenEdit, apply_edits
 from vqlsp.lsp.options import DiagnosticOptions, Options, changed_fields, parse_options
@@ -248,6 +249,25 @@ def test_memory_budget_lru():
     assert budget.touch("big", 500) == ["a", "c"]  # never the one being touched
     budget.forget("a"), budget.forget("c")
     assert budget.total_bytes == 500 and budget.over_budget() == ["big"]
+
+
+def test_memory_budget_evicts_pinned_keys_last():
+    budget = MemoryBudget(100)
+    budget.touch("typed", 40)
+    budget.pin("typed")
+    assert budget.touch("b", 40) == []
+    assert budget.touch("c", 40) == ["b"]  # not the older, pinned one
+    budget.forget("b")
+    assert budget.touch("big", 90) == ["c", "typed"]  # pinned keys go once nothing else is left
+    budget.pin("typed", False)
+    assert budget.over_budget(keep="big") == ["typed", "c"]  # unpinned: LRU order again
+    budget.forget("typed")
+    assert "typed" not in budget.pinned
+
+
+def test_nearest_index_prefers_the_later_one_at_equal_distance():
+    assert [nearest([2, 5, 9], k) for k in (0, 2, 3, 4, 7, 8, 20)] == [2, 2, 2, 5, 9, 9, 9]
+    assert nearest([1, 3], 2) == 3 and nearest([4], 0) == 4
 
 
 # -- the worker's bookkeeping ----------------------------------------------------------------

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate
@@ -136,6 +136,10 @@ class SectionMap:
     def _at(self, starts: list[int], where: int) -> int:
         """The section holding ``where`` (a position at the very end: the last section)."""
         return min(max(bisect_right(starts, where) - 1, 0), len(self.sections) - 1)
+
+    def at_char(self, offset: int) -> int:
+        """The index of the section holding code point ``offset`` (the last one past the end)."""
+        return self._at(self.char_starts, offset)
 
     # -- changes -----------------------------------------------------------------------
 
@@ -276,6 +280,17 @@ def cut_points(
     bounds = [0, *cuts, n]
     chars = [0, *(starts[t] for t in cuts), len(text)]
     return [(bounds[i + 1] - bounds[i], chars[i + 1] - chars[i]) for i in range(len(cuts) + 1)]
+
+
+def nearest(indices: Sequence[int], k: int) -> int:
+    """The one of ``indices`` (sorted, not empty) nearest ``k``, the later one at equal distance
+    (a writer reads on down)."""
+    i = bisect_left(indices, k)
+    if i == len(indices):
+        return indices[-1]
+    if i == 0 or indices[i] - k <= k - indices[i - 1]:
+        return indices[i]
+    return indices[i - 1]
 
 
 def _last_in(candidates: list[int] | None, low: int, high: int) -> int | None:

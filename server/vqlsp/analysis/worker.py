@@ -19,6 +19,13 @@ Two kinds of job:
   else is queued. Appending at the end of a causal model's state is the same
   computation as a first pass; the finished state replaces the section's live
   one.
+* ``warm(job, chunk, give_way=...)``: the writer's cursor is in this section (a
+  hover, a code action): built like ``build_step`` if its state was evicted,
+  so the next keystroke there is an update, not a full pass.
+
+Each document's *focus*, the section its last update or warm-up was for, is
+pinned in the memory budget: a long document's build installs hundreds of
+sections after it, and plain LRU order would evict the one being typed in.
 
 The heads served are the model's own and any *extra* heads (fitted on this
 model's features by ``vqlsp train-head``, loaded by ``model/head_files.py``):
@@ -141,6 +148,7 @@ class AnalysisWorker:
         self.documents: dict[str, _Document] = {}
         self.budget = MemoryBudget(budget_bytes)
         self.evictions = 0
+        self.focus: dict[str, int] = {}  # uri -> the section id pinned in the budget
         self.release_memory, self.release_after_bytes = release_memory, release_after_bytes
         self.evicted_bytes = 0  # state bytes evicted since memory was last released
         self.releases = 0
@@ -188,7 +196,7 @@ class AnalysisWorker:
                 resynced = True
                 analyzer, cost = open_analyzer(self.model, job.ids, job.position_policy, dense=self.dense)
                 changed = len(job.ids)
-        self._install(job, state, analyzer, notes)
+        self._install(job, state, analyzer, notes, focus=True)
         result = self._result(job, analyzer, cost, changed, t0, resynced=resynced, notes=notes)
         if label_last is not None:
             result = dataclasses.replace(result, labels=self.document(job.uri, label_last))
@@ -198,6 +206,7 @@ class AnalysisWorker:
 
     def build_step(
         self, job: SectionJob, chunk: int, *, settle: bool = False, give_way: Callable[[], bool] = _never,
+        focus: bool = False,
     ) -> BuildProgress:
         """Build the section's state ``chunk`` tokens at a time until it is done or ``give_way()``
         says another job is waiting. It is asked after every layer of a chunk, so a keystroke
@@ -235,12 +244,22 @@ class AnalysisWorker:
         analyzer = build.analyzer
         if analyzer.ids != job.ids:  # cannot happen unless the engine is wrong; say so
             raise RuntimeError(f"section {job.section}: a chunked build did not reproduce its tokens")
-        self._install(job, state, analyzer, [])
+        self._install(job, state, analyzer, [], focus=focus)
         depth = self.model.cfg.depth
         cost = UpdateCost(True, len(job.ids), (len(job.ids),) * depth, build.ms)
         changed = 0 if settle else len(job.ids)  # a settle changes no token, it rebuilds the state
         result = self._result(job, analyzer, cost, changed, t0, settled=settle, ms=build.ms)
         return BuildProgress(job.section, len(job.ids), result)
+
+    def warm(self, job: SectionJob, chunk: int, *, give_way: Callable[[], bool] = _never) -> BuildProgress:
+        """Make ``job``'s section the document's focus, and give it a state if it has none
+        (evicted, or never built): a build step, a settle's kind (the result is a fresh state's on
+        the same tokens). Abandoned (nothing to do) when it has one."""
+        state = self._section(job.uri, job.section)
+        if state.analyzer is not None and state.policy == job.position_policy and state.build is None:
+            self._pin(job.uri, job.section)
+            return BuildProgress(job.section, len(job.ids), abandoned=True)
+        return self.build_step(job, chunk, settle=True, give_way=give_way, focus=True)
 
     # -- the document ------------------------------------------------------------------
 
@@ -260,6 +279,8 @@ class AnalysisWorker:
             return
         for section in sections:
             doc.dead.add(section)
+            if self.focus.get(uri) == section:
+                del self.focus[uri]
             if (state := doc.sections.pop(section, None)) is not None:
                 doc.set_features(state, 0, None)
             self.budget.forget((uri, section))
@@ -267,6 +288,7 @@ class AnalysisWorker:
     def drop(self, uri: str) -> None:
         """Forget a document's state (closed, or to be rebuilt)."""
         doc = self.documents.pop(uri, None)
+        self.focus.pop(uri, None)
         for section in doc.sections if doc else ():
             self.budget.forget((uri, section))
 
@@ -341,13 +363,25 @@ class AnalysisWorker:
         for note in self._evict(self.budget.touch((job.uri, job.section), size)):
             log.info("%s", note)
 
-    def _install(self, job: SectionJob, state: _Section, analyzer: Analyzer, notes: list[str]) -> None:
+    def _install(self, job: SectionJob, state: _Section, analyzer: Analyzer, notes: list[str], *,
+                 focus: bool = False) -> None:
+        """``focus``: the section is the writer's (an update, a warm-up): pinned in the budget."""
         doc = self.documents.setdefault(job.uri, _Document())
         if job.section in doc.dead:
             return
         state.analyzer, state.policy = analyzer, job.position_policy
         doc.set_features(state, len(job.ids), analyzer.features())
+        if focus:
+            self._pin(job.uri, job.section)
         notes.extend(self._evict(self.budget.touch((job.uri, job.section), analyzer.state_bytes())))
+
+    def _pin(self, uri: str, section: int) -> None:
+        """``section`` becomes ``uri``'s focus: pinned in the budget, the previous focus unpinned."""
+        previous = self.focus.get(uri)
+        if previous is not None and previous != section:
+            self.budget.pin((uri, previous), False)
+        self.focus[uri] = section
+        self.budget.pin((uri, section))
 
     def _result(
         self, job: SectionJob, analyzer: Analyzer, cost: UpdateCost, changed: int, t0: float, *,

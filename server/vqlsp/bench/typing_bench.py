@@ -33,6 +33,12 @@ parsing what the server sent (~100 ms for the thousands of diagnostics of a
 100k-token document), the meter only what the server's loop spent. Each
 scenario reports the meter's figure too.
 
+As VS Code does on every cursor move, the client says where the writer is: a
+``textDocument/codeAction`` at each stream's first edit, sent with the didOpen
+for the first stream (the editor restores the cursor as it opens the file) and
+``CURSOR_LEAD_S`` before a later stream that starts elsewhere (``--no-cursor``:
+never, as a client that sends nothing until the first keystroke).
+
 One server per document size; its scenarios run one after another on the same
 document (each planned on the text the previous one left, after the previous
 one's final result). ``--suite`` runs the issue's matrix (``SUITE`` on
@@ -42,7 +48,7 @@ Server options the bench does not set keep the server's defaults (``debounceMs``
 
 JSON (``--json PATH``, rewritten after each document)::
 
-    {"bench": "typing", "model", "device", "threads", "server_options", "settle_ms", "keys", "seed",
+    {"bench": "typing", "model", "device", "threads", "server_options", "settle_ms", "keys", "seed", "cursor",
      "documents": [{"size", "tokens", "chars", "bytes",
         "open": {"server_ready_s", "first_result_ms", "whole_result_ms", "truncated", "analysed_tokens",
                  "probe_idle_ms", "probe_first_ms", "probe_max_ms", "probes": [[t_s, rtt_ms]],
@@ -99,6 +105,9 @@ REFERENCE_EACH_TOKENS = 16384  # --reference auto: a dense reference after every
 # Opened (and closed) first, so the measured open excludes loading the model.
 WARMUP = ("file:///vqlsp/warmup.txt", "The committee published its report on Monday, with new tables.")
 DOCUMENT_URI = "file:///vqlsp/typing.txt"
+# A writer who moves the cursor to another place starts typing there this much later (at the
+# earliest: a click, then the hands back on the keys).
+CURSOR_LEAD_S = 0.5
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -128,6 +137,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "arrives, while the server still analyses the rest of the document in the background "
                    "(what a writer who opens a very long file does; the whole-document time is then "
                    "reported when it arrives)")
+    p.add_argument("--no-cursor", dest="cursor", action="store_false",
+                   help="never say where the cursor is (by default the client sends a textDocument/codeAction "
+                   "at each stream's first edit, as VS Code does on every cursor move: on open, and "
+                   f"{CURSOR_LEAD_S * 1e3:.0f} ms before a later stream starts)")
     p.add_argument("--reference", choices=["auto", "each", "last", "none"], default="auto",
                    help="compare the final state with a dense classification after each scenario, after the "
                    f"last one, or never; auto: each up to {REFERENCE_EACH_TOKENS} tokens, else the last (a dense "
@@ -166,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
     source = typing_source(args.seed)
     reference = None if args.reference == "none" else Reference(args.model, args.reference_max_tokens)
     result = {"bench": "typing", "model": args.model or "default", "device": args.device, "threads": args.threads,
-              "server_options": options, "settle_ms": settle_ms, "keys": args.keys, "seed": args.seed,
+              "server_options": options, "settle_ms": settle_ms, "keys": args.keys, "seed": args.seed, "cursor": args.cursor,
               "documents": []}
     plot_path = args.plot or (str(Path(args.json_path).with_suffix(".png")) if args.json_path else None)
     print(f"vqlsp bench typing: model {result['model']}, device {args.device}, server threads {args.threads}, "
@@ -209,7 +222,10 @@ async def bench_document(text, doc, n_plans, plans, options, args, settle_ms, to
     scenarios = []
     try:
         await session.start(options)
-        opened = await open_document(session, text, args.open_timeout, wait_whole=not args.type_during_open)
+        first = plans(text, 0)
+        cursor = _cursor(first) if args.cursor else None  # (the editor restores it as it opens the file)
+        opened = await open_document(session, text, args.open_timeout, wait_whole=not args.type_during_open,
+                                     cursor=cursor)
         print(f"\n{doc['size']}: {doc['tokens']:,} tokens, {doc['bytes'] / 1e3:,.0f} KB; open: first result "
               f"{opened['first_result_ms']:.0f} ms, whole document {opened['whole_result_ms']:.0f} ms"
               f"{' (truncated by the server)' if opened['truncated'] else ''}; event loop busy up to "
@@ -217,10 +233,13 @@ async def bench_document(text, doc, n_plans, plans, options, args, settle_ms, to
               f"by its own meter {opened['server_loop_max_ms'] or 0:.0f} ms")
         print_header()
         for n in range(n_plans):
-            plan = plans(session.text, n)
+            plan = first if n == 0 else plans(session.text, n)
             if not plan.steps:
                 print(f"{plan.name}: nothing to do on this text (skipped)")
                 continue
+            if n and args.cursor and (where := _cursor(plan)) != cursor:
+                session.place_cursor(cursor := where)
+                await asyncio.sleep(CURSOR_LEAD_S)
             row = await run_stream(session, plan, args, settle_ms)
             if reference is not None and (n == n_plans - 1 or args.reference == "each" or (
                     args.reference == "auto" and doc["tokens"] <= REFERENCE_EACH_TOKENS)):
@@ -236,9 +255,11 @@ async def bench_document(text, doc, n_plans, plans, options, args, settle_ms, to
     return {"open": opened, "scenarios": scenarios}
 
 
-async def open_document(session, text: str, timeout: float, *, wait_whole: bool = True) -> dict:
-    """A warm-up document first (the model loads); then didOpen, the time to the first and to
-    the whole document's result, and how long the server's event loop was busy meanwhile."""
+async def open_document(session, text: str, timeout: float, *, wait_whole: bool = True,
+                        cursor: int | None = None) -> dict:
+    """A warm-up document first (the model loads); then didOpen (with the cursor at code point
+    ``cursor``, if given), the time to the first and to the whole document's result, and how
+    long the server's event loop was busy meanwhile."""
     started = time.perf_counter()
     session.open(WARMUP[1], uri=WARMUP[0])
     await session.wait_until(lambda: _first(session, lambda p: True), timeout)
@@ -247,6 +268,8 @@ async def open_document(session, text: str, timeout: float, *, wait_whole: bool 
     session.close()
     idle = [b - a for a, b in [await session.probe() for _ in range(IDLE_PROBES)]]
     opened = session.open(text, uri=DOCUMENT_URI)
+    if cursor is not None:
+        session.place_cursor(cursor)
     probes: list[tuple[float, float]] = []
     done = asyncio.Event()
 
@@ -277,6 +300,11 @@ async def open_document(session, text: str, timeout: float, *, wait_whole: bool 
         "probe_max_ms": max(rtt for _, rtt in probes) * 1e3 if probes else None,
         "probes": [[round(t, 4), round(rtt * 1e3, 2)] for t, rtt in probes],
     }
+
+
+def _cursor(plan: Plan) -> int | None:
+    """Where ``plan``'s writer starts: its first edit's first character."""
+    return plan.steps[0].changes[0][0] if plan.steps else None
 
 
 def _whole(params: dict) -> bool:

@@ -74,6 +74,7 @@ class StdioSession:
         self.arrived = asyncio.Event()
         self.stderr_tail: collections.deque[str] = collections.deque(maxlen=200)  # the server's last log lines
         self._drain: asyncio.Task | None = None
+        self._pending: set[asyncio.Future] = set()  # requests whose answers nobody awaits
         self.uri = "file:///vqlsp/document.txt"
         self.text = ""
         self.version = 0
@@ -130,6 +131,8 @@ class StdioSession:
             await asyncio.wait_for(self.client.shutdown_async(None), 10)
             self.client.exit(None)
         finally:
+            for future in list(self._pending):
+                future.cancel()
             await self.client.stop()
             if self._drain is not None:
                 self._drain.cancel()
@@ -187,6 +190,23 @@ class StdioSession:
         sent = time.perf_counter()
         self.client.text_document_did_change(params)
         return sent
+
+    def place_cursor(self, offset: int) -> None:
+        """Say where the writer's cursor is, as VS Code does on every cursor move: a
+        ``textDocument/codeAction`` for the empty range at code point ``offset``, its answer
+        not awaited."""
+        where = utf16_position(self.text, offset)
+        params = types.CodeActionParams(
+            text_document=types.TextDocumentIdentifier(uri=self.uri), range=types.Range(start=where, end=where),
+            context=types.CodeActionContext(diagnostics=[]),
+        )
+        self._pending.add(task := asyncio.ensure_future(self.client.text_document_code_action_async(params)))
+        task.add_done_callback(self._answered)
+
+    def _answered(self, future: asyncio.Future) -> None:
+        self._pending.discard(future)
+        if not future.cancelled() and (exc := future.exception()) is not None:
+            print(f"[client] a request nobody awaited failed: {exc}", file=sys.stderr)
 
     async def probe(self) -> tuple[float, float]:
         """Send ``PROBE`` and wait for its answer; returns ``(sent, answered)``."""

@@ -26,17 +26,15 @@ from contextlib import contextmanager
 from typing import Any
 
 
-def freeze_long_lived() -> int:
-    """Collect once, then move every object alive now out of later collections' way;
-    returns how many are frozen."""
+def freeze_long_lived() -> None:
+    """Collect once, then move every object alive now out of later collections' way."""
     gc.unfreeze()
     gc.collect()
     gc.freeze()
-    return gc.get_freeze_count()
 
 
-def freeze_survivors() -> int:
-    """Collect the young generations, then freeze what is alive; returns how many are frozen.
+def freeze_survivors() -> None:
+    """Collect the young generations, then freeze what is alive.
 
     Called when a document's analysis is built (and as it streams in): its results,
     tokens and text then stay out of every later collection instead of being walked by
@@ -46,10 +44,10 @@ def freeze_survivors() -> int:
     frozen object is still freed by reference counting when the text changes or the
     document closes; only a reference cycle among frozen objects waits for the next
     ``freeze_long_lived`` (a model load), and a document's state holds none
-    (``tests/lsp/test_memory.py``)."""
+    (``tests/lsp/test_memory.py``). (``gc.get_freeze_count()`` walks the frozen objects:
+    27 ms with a 100k-token document open; it is asked only for ``documentStats``.)"""
     gc.collect(1)
     gc.freeze()
-    return gc.get_freeze_count()
 
 
 @contextmanager
@@ -98,5 +96,5 @@ class CollectionMeter:
             gc.callbacks.remove(self)
 
     def report(self) -> dict[str, Any]:
-        return {"collections": list(self.counts), "longestMs": [round(ms, 3) for ms in self.longest_ms],
-                "frozen": gc.get_freeze_count()}
+        # (not gc.get_freeze_count(): it walks every frozen object, 27 ms with a 100k-token document)
+        return {"collections": list(self.counts), "longestMs": [round(ms, 3) for ms in self.longest_ms]}

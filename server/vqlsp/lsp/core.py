@@ -43,6 +43,7 @@ from pygls.workspace.position_codec import PositionCodec
 
 from vqlsp import __version__
 from vqlsp.analysis.results import SectionResult, UpdateCost
+from vqlsp.analysis.sections import nearest
 from vqlsp.text.positions import LineIndex
 
 from .changes import ChangeApplier
@@ -453,6 +454,7 @@ class VqlspServer(LanguageServer):
                 return
             self.record(doc, result)
             results.append(result)
+            doc.focused = result.section  # the worker keeps the last section updated first
         if results or (not doc.sections.sections and (doc.last is None or doc.last.revision != doc.revision)):
             await self.publish(doc, results, priority)  # (an empty document: the head's prior)
         if retry:
@@ -511,19 +513,40 @@ class VqlspServer(LanguageServer):
             log.exception("building %s failed", doc.uri)
             self.log_message(f"analysing {short_name(doc.uri)} failed: {exc}", types.MessageType.Error)
 
-    def next_build(self, doc: Document) -> tuple[int, bool] | None:
-        """``(section index, settle)`` of the next section to build: first those never analysed,
-        in document order; then, if the writer paused, those whose position ids drifted."""
-        if doc.sections is None:
+    def focus(self, doc: Document, offset: int) -> None:
+        """The writer's cursor is at code point ``offset`` (a hover, a code action): builds start
+        there, and if it is in another section than the one the worker keeps first, that one
+        gets its state back (evicted by the memory budget while the writer was elsewhere)."""
+        doc.focus = offset
+        sections = doc.sections
+        if sections is None or not sections.sections or self.worker is None:
+            return
+        section = sections.sections[sections.at_char(offset)]
+        if section.id != doc.focused and section.result is not None and not section.urgent:
+            doc.warm_wanted = True
+            self.ensure_building(doc)
+
+    def next_build(self, doc: Document) -> tuple[int, str] | None:
+        """``(section index, kind)`` of the next section to build: ``"first"``, a section never
+        analysed, the nearest to the writer's focus first (so the part of a long document they
+        look at is ready first, and the section they type in is built, not passed over); then
+        ``"warm"``, the focus section once the cursor moved into it (``focus``); then, if the
+        writer paused, ``"settle"``, a section whose position ids drifted."""
+        if doc.sections is None or not doc.sections.sections:
             return None
         sections = doc.sections.sections
-        for k, s in enumerate(sections):
-            if s.result is None and not s.urgent:
-                return k, False
+        here = doc.sections.at_char(doc.focus) if doc.focus is not None else 0
+        if unbuilt := [k for k, s in enumerate(sections) if s.result is None and not s.urgent]:
+            return nearest(unbuilt, here), "first"
+        if doc.warm_wanted:  # (the build that takes it sets ``focused``, which ends it)
+            s = sections[here]
+            if s.id != doc.focused and s.result is not None and not s.urgent:
+                return here, "warm"
+            doc.warm_wanted = False
         if doc.settle_wanted:
             for k, s in enumerate(sections):
                 if s.result is not None and s.result.drift and not s.urgent and s.valid_until is None:
-                    return k, True
+                    return k, "settle"
             doc.settle_wanted = False
         return None
 
@@ -540,21 +563,29 @@ class VqlspServer(LanguageServer):
                 async with self.building:  # one section's build at a time, over all documents
                     if not self.still(doc, generation) or (nxt := self.next_build(doc)) is None:
                         continue  # (changed while waiting: the loop's condition decides)
-                    k, settle = nxt
+                    k, kind = nxt
                     section = doc.sections.sections[k]
                     job = self.store.job(doc, k, unit=self.unit(), position_policy=self.options.position_policy, take=False)
                     edits = section.edits
+                    focus = doc.focus is not None and k == doc.sections.at_char(doc.focus)
+                    if focus:
+                        doc.focused = section.id
                     while True:
                         await self.typing_pause()
-                        step = await self.jobs.run(BACKGROUND, worker.build_step, job, BUILD_CHUNK_TOKENS, settle=settle,
-                                                 give_way=self.jobs.waiting)
+                        if kind == "warm":
+                            step = await self.jobs.run(BACKGROUND, worker.warm, job, BUILD_CHUNK_TOKENS,
+                                                     give_way=self.jobs.waiting)
+                        else:
+                            step = await self.jobs.run(BACKGROUND, worker.build_step, job, BUILD_CHUNK_TOKENS,
+                                                     settle=kind == "settle", give_way=self.jobs.waiting, focus=focus)
                         if not self.still(doc, generation):
                             return
                         moved = doc.sections.find(job.section)
                         if step.abandoned or moved is None or doc.sections.sections[moved].edits != edits:
                             if step.result is not None:
                                 self.dropped += 1
-                            break  # the writer changed it meanwhile: the update of that change has it
+                            break  # the writer changed it meanwhile (the update of that change has it), or
+                            # a warm-up found the state in place
                         if step.result is None:
                             continue
                         doc.sections.take(moved)  # its state now matches its tokens: nothing pending
@@ -562,7 +593,7 @@ class VqlspServer(LanguageServer):
                         built.append(step.result)
                         break
                 if total > 1:
-                    done = sum(1 for s in doc.sections.sections if s.result is not None)
+                    done = len([s for s in doc.sections.sections if s.result is not None])
                     progress.report(f"{done}/{len(doc.sections)} sections", 100 * done // max(len(doc.sections), 1))
                 now = asyncio.get_running_loop().time()
                 if built and now - last_publish >= BUILD_PUBLISH_S:  # (``built`` is cumulative:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -113,6 +112,12 @@ class Document:
     last: Publication | None = None
     published: int = 0  # publications so far (one revision can get several: a settle, a reload)
     settle_wanted: bool = False  # the writer paused: re-index drifted sections (``core.settle``)
+    # Where the writer is: the code point after their last edit, or the position of their last
+    # hover or code action request (clients ask for code actions on every cursor move). Builds
+    # start there (``core.next_build``).
+    focus: int | None = None
+    focused: int | None = None  # the section id the worker keeps first (``AnalysisWorker.focus``)
+    warm_wanted: bool = False  # the focus moved to another section: give it a state (``core``)
     tokenizing: int = 0  # a long text being tokenized off the event loop: its ticket (0: none)
     untokenized: list[tuple[int, int, str]] = field(default_factory=list)  # changes meanwhile
     waiters: list[asyncio.Future] = field(default_factory=list)  # pulls / hovers awaiting results
@@ -154,8 +159,7 @@ class Document:
         without mapping the whole document's spans."""
         if self.sections is None or not self.sections.sections:
             return []
-        starts = self.sections.char_starts
-        k = min(max(bisect_right(starts, offset) - 1, 0), len(self.sections) - 1)
+        starts, k = self.sections.char_starts, self.sections.at_char(offset)
         return [span.shifted(starts[j]) for j in range(max(k - 1, 0), k + 1)
                 for span in self.sections.sections[j].current_spans()]
 
@@ -404,6 +408,7 @@ class DocumentStore:
     def _apply(self, doc: Document, start: int, end: int, new_text: str) -> None:
         if start == end and not new_text:
             return
+        doc.focus = start + len(new_text)
         if doc.tokens is not None:
             if not self._apply_tokens(doc, start, end, new_text):
                 return

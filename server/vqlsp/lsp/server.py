@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 from typing import Any
 
@@ -31,7 +32,7 @@ from .ignore_file import IGNORE_FILE, IgnoreFileError
 from .jobs import FOREGROUND
 from .loop_lag import LoopLagMeter
 from .options import settings_payload
-from .protocol import client_pulls_diagnostics
+from .protocol import JsonText, client_pulls_diagnostics
 from .scope import uri_path
 
 
@@ -127,6 +128,7 @@ def build_server(*, dense: bool = False, loop_lag: bool = False) -> VqlspServer:
             ls.log_message(f"hover: document {uri} is not open", types.MessageType.Warning)
             return None
         await ls.changes.applied(uri)
+        focus(ls, uri, params.position)  # (before waiting: the wait may be for this very section)
         current = await ls.current_analysis(uri, HOVER_WAIT_S)
         doc = ls.store.get(uri)
         publication = current or doc.last
@@ -153,6 +155,7 @@ def build_server(*, dense: bool = False, loop_lag: bool = False) -> VqlspServer:
         doc = ls.store.get(uri)
         if doc.desynced is not None:
             return None  # its text may not be the client's: an edit could land on the wrong text
+        focus(ls, uri, params.range.start)  # (clients ask on every cursor move: where the writer is)
         in_workspace = ls.ignores.folder_of(uri_path(uri)) is not None
         versioned = bool(ls.capability("workspace.workspace_edit.document_changes"))
         return code_actions(doc, ls.store.codec, params.context.diagnostics, unit=ls.unit(),
@@ -199,7 +202,9 @@ def build_server(*, dense: bool = False, loop_lag: bool = False) -> VqlspServer:
                    changesSliced=ls.changes.sliced, gc=ls.collections.report())
         if meter is not None:
             out["loopLag"] = meter.report()
-        return out
+        # As JSON text: pygls's converter walks every value (a 100k-token document's thousands
+        # of spans: ~75 ms of the event loop)
+        return JsonText([json.dumps(out).encode()])
 
     return server
 
@@ -216,6 +221,18 @@ async def _watch_ignore_files(ls: VqlspServer) -> None:
         await ls.client_register_capability_async(types.RegistrationParams(registrations=[registration]))
     except Exception as exc:  # the client's answer is outside our control: no watching, that is all
         ls.log_message(f"cannot watch {IGNORE_FILE}: {exc}", types.MessageType.Warning)
+
+
+def focus(ls: VqlspServer, uri: str, position: types.Position) -> None:
+    """Tell the server where the writer's cursor is (a request's position in ``uri``)."""
+    if uri not in ls.store:
+        return
+    doc = ls.store.get(uri)
+    try:
+        offset = doc.text.offset_at(position, ls.store.codec)
+    except (InvalidRange, ValueError, IndexError):  # inside a character, or out of the text: no news
+        return
+    ls.focus(doc, offset)
 
 
 def stats_offset(ls: VqlspServer, doc, position: Any) -> int:
