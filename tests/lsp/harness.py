@@ -287,11 +287,9 @@ class Editor:
 
         return (await self.until(found)).diagnostics
 
-    async def stats(self, uri: str) -> dict:
+    async def stats(self, uri: str, command: str = "vqlsp.documentStats") -> dict:
         result = await asyncio.wait_for(
-            self.client.workspace_execute_command_async(
-                types.ExecuteCommandParams(command="vqlsp.documentStats", arguments=[uri])
-            ),
+            self.client.workspace_execute_command_async(types.ExecuteCommandParams(command=command, arguments=[uri])),
             WAIT_S,
         )
         return _plain(result)

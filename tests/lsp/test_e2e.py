@@ -32,6 +32,8 @@ async def test_scripted_session(editor: Editor, tiny_model_dir):
     assert abs(sum(first["probabilities"].values()) - 1) < 1e-5 and first["label"] in first["probabilities"]
     diagnostics = await editor.diagnostics(uri, 1)
     assert len(diagnostics) == 5  # every sentence: the tiny span head says "formal" at ~98%
+    footprint = await editor.stats(uri, "vqlsp.documentFootprint")  # what the state budget leaves out
+    assert footprint["textBytes"] == sum(footprint["textBytesByPart"].values()) > len(PROSE)
     text = editor.texts[uri]
     for d in diagnostics:
         assert d.source == "vqlsp" and d.severity == types.DiagnosticSeverity.Information

@@ -6,9 +6,11 @@ buffer its session allocated — per layer and row the residual input, q/k/v, th
 attention accumulators, codes and slack, plus final states, ids and positions — at its
 allocated capacity (buffers grow geometrically, so up to 2x the live rows), each storage
 counted once, on whatever device it lives; for the dense fallback, the final hidden
-states it keeps. The server's own copies of text and token ids are not counted (a few
-bytes per character; they are what a rebuild starts from), nor are the model's weights,
-shared by all documents.
+states it keeps. A section's build in progress counts beside its live state (the
+worker's ``build_step`` touches the key with both after every chunk). The server's own
+copies of text and token ids are not counted here (a few bytes per character; they are
+what a rebuild starts from): ``vqlsp.documentFootprint`` reports them as ``textBytes``.
+Nor are the model's weights, shared by all documents.
 
 When the total passes the budget, the least recently updated sections lose their state
 until the total fits; the section being updated is never evicted by its own update, so

@@ -11,7 +11,7 @@ text tokenized and cut by ``tokenize_and_cut``, then attached) and reports, per 
   another, so each one's share is the growth it leaves behind);
 * the peak while tokenizing and cutting (what the build holds for a moment: the whole
   text's token lists before they are split into chunks, the cut's starts and ends);
-* ``text_bytes``: what the server reports as ``textBytes`` in ``vqlsp.documentStats``
+* ``text_bytes``: what the server reports as ``textBytes`` in ``vqlsp.documentFootprint``
   (``lsp.footprint.document_bytes``), to check it against the above;
 * the process's RSS growth, measured in a second child without ``tracemalloc`` (its
   own bookkeeping would inflate RSS).

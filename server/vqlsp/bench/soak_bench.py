@@ -272,13 +272,16 @@ class SoakClient:
     async def memory(self, uri: str) -> dict:
         """What ``vqlsp.documentStats`` says the server holds for ``uri`` (MiB): the states the
         budget counts (all documents'), their budget, and the document's own structures
-        (``textBytes``), beside the RSS sampled just before."""
+        (``textBytes`` of ``vqlsp.documentFootprint``), beside the RSS sampled just before."""
         from lsprotocol import types
 
         from vqlsp.lsp.client import _plain
 
         stats = _plain(await self.session.client.workspace_execute_command_async(
             types.ExecuteCommandParams(command="vqlsp.documentStats", arguments=[uri])))
+        stats.update(_plain(await self.session.client.workspace_execute_command_async(
+            types.ExecuteCommandParams(command="vqlsp.documentFootprint", arguments=[uri]))))
+
         def mib(n: Any) -> float | None:
             return round(n / (1 << 20), 1) if isinstance(n, int) else None
 

@@ -62,8 +62,10 @@ hover, quick-fix ``textDocument/codeAction``, ``$/progress``):
   span's own ``compute`` on its last update; ``[uri, {line, character}]`` adds
   ``computeAtCursor``, the sentence at that position (issue 15); ``changesSliced``
   (didChanges applied in more than one slice), ``gc`` (collections and the longest,
-  per generation) and ``textBytes`` (what the document's own text, tokens, sections and
-  diagnostics hold beside the state budget, ``textBytesByPart`` per part: ``footprint``);
+  per generation);
+* command ``vqlsp.documentFootprint`` ``[uri]`` -> ``textBytes``, what the document's own
+  text, tokens, sections and diagnostics hold beside the state budget, and
+  ``textBytesByPart`` per part (``footprint``; a walk over all of them, so asked apart);
 * command ``vqlsp.ignoreLabelInWorkspace`` ``[label, uri]`` (what the workspace code
   action runs) -> ``{ignored, file}``: the label is added to ``.vqlsp.json`` of the
   workspace folder holding ``uri``, and every document's diagnostics are republished.

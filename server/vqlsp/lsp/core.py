@@ -76,6 +76,7 @@ from .scope import Excludes, too_long_message, uri_path
 log = logging.getLogger(__name__)
 
 STATS_COMMAND = "vqlsp.documentStats"
+FOOTPRINT_COMMAND = "vqlsp.documentFootprint"
 RESULT_WAIT_S = 60.0  # how long a pull / hover waits for the current version's results
 HOVER_WAIT_S = 2.0
 # Tokens appended per chunk of a background build. A build gives way to any queued job after

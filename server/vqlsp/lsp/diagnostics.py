@@ -41,7 +41,6 @@ from vqlsp.analysis.results import SectionResult, SpanResult
 from vqlsp.text.ignores import ChunkIgnores, Ignores
 
 from .documents import Document, Publication
-from .footprint import document_bytes
 from .ignore_file import IGNORE_FILE
 from .options import DiagnosticOptions
 from .protocol import JsonText
@@ -324,8 +323,7 @@ def compute_json(span: SpanResult | None, pub: Publication | None) -> dict[str, 
 def document_stats(
     doc: Document, worker_stats: dict[str, Any], text_hash: str, offset: int | None = None
 ) -> dict[str, Any]:
-    """``vqlsp.documentStats`` result: the last publication, the sections, the state's memory and
-    the document's own (``footprint``: walked here, on request only);
+    """``vqlsp.documentStats`` result: the last publication, the sections and the state's memory;
     with ``offset`` (code points), the compute of the sentence there against the document's mean."""
     pub = doc.last
     out: dict[str, Any] = {
@@ -353,8 +351,5 @@ def document_stats(
     out["sections"] = [list(b) for b in doc.sections.bounds()] if doc.sections is not None else []
     # The server's current text, whatever was last analysed: what drift checks compare.
     out.update(version=doc.version, tokens=doc.n_tokens, textHash=text_hash)
-    # what the state budget leaves out: the document's own text, tokens, sections, diagnostics
-    parts = document_bytes(doc)
-    out.update(textBytes=parts.pop("total"), textBytesByPart=parts)
     out.update(worker_stats)
     return out

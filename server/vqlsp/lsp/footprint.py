@@ -6,7 +6,7 @@ while it is cached), the token store (ids, spans and word starts, ``array('i')``
 tables), the section records with their last results, and the diagnostics as last
 pushed. ``document_bytes`` measures them by walking those objects (``sys.getsizeof`` of
 each object reached, each counted once), so it is computed on request only
-(``vqlsp.documentStats``' ``textBytes``), never per keystroke: a 10 MB document's
+(``vqlsp.documentFootprint``' ``textBytes``), never per keystroke: a 10 MB document's
 walk visits a few hundred thousand objects.
 """
 
