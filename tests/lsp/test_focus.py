@@ -3,7 +3,7 @@
 A long document opened with the cursor in its middle gets that section first,
 then its neighbours outwards: the first keystroke there is an update, not a full
 pass behind the rest of the document. The section typed in (or pointed at by a
-hover or a code action) is pinned in the memory budget while the build installs
+code action) is pinned in the memory budget while the build installs
 the others; one whose state was evicted gets it back as soon as the cursor
 moves into it. A ``VqlspServer`` without a transport, on a fake clock, with the
 tiny model (``offline.offline_server``).

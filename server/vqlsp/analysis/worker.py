@@ -20,7 +20,7 @@ Two kinds of job:
   computation as a first pass; the finished state replaces the section's live
   one.
 * ``warm(job, chunk, give_way=...)``: the writer's cursor is in this section (a
-  hover, a code action): built like ``build_step`` if its state was evicted,
+  code action): built like ``build_step`` if its state was evicted,
   so the next keystroke there is an update, not a full pass.
 
 Each document's *focus*, the section its last update or warm-up was for, is

@@ -515,7 +515,7 @@ class VqlspServer(LanguageServer):
             self.log_message(f"analysing {short_name(doc.uri)} failed: {exc}", types.MessageType.Error)
 
     def focus(self, doc: Document, offset: int) -> None:
-        """The writer's cursor is at code point ``offset`` (a hover, a code action): builds start
+        """The writer's cursor is at code point ``offset`` (a code action's range): builds start
         there, and if it is in another section than the one the worker keeps first, that one
         gets its state back (evicted by the memory budget while the writer was elsewhere)."""
         doc.focus = offset

@@ -112,9 +112,9 @@ class Document:
     last: Publication | None = None
     published: int = 0  # publications so far (one revision can get several: a settle, a reload)
     settle_wanted: bool = False  # the writer paused: re-index drifted sections (``core.settle``)
-    # Where the writer is: the code point after their last edit, or the position of their last
-    # hover or code action request (clients ask for code actions on every cursor move). Builds
-    # start there (``core.next_build``).
+    # Where the writer is: the code point after their last edit, or the start of their last
+    # code action request (clients ask for code actions on every cursor move). Builds start
+    # there (``core.next_build``).
     focus: int | None = None
     focused: int | None = None  # the section id the worker keeps first (``AnalysisWorker.focus``)
     warm_wanted: bool = False  # the focus moved to another section: give it a state (``core``)

@@ -129,7 +129,6 @@ def build_server(*, dense: bool = False, loop_lag: bool = False) -> VqlspServer:
             ls.log_message(f"hover: document {uri} is not open", types.MessageType.Warning)
             return None
         await ls.changes.applied(uri)
-        focus(ls, uri, params.position)  # (before waiting: the wait may be for this very section)
         current = await ls.current_analysis(uri, HOVER_WAIT_S)
         doc = ls.store.get(uri)
         publication = current or doc.last
@@ -156,7 +155,9 @@ def build_server(*, dense: bool = False, loop_lag: bool = False) -> VqlspServer:
         doc = ls.store.get(uri)
         if doc.desynced is not None:
             return None  # its text may not be the client's: an edit could land on the wrong text
-        focus(ls, uri, params.range.start)  # (clients ask on every cursor move: where the writer is)
+        # Clients ask on every cursor move: where the writer is. (Not a hover: VS Code sends those
+        # for the mouse, which reads; moving the pin there would cost the section typed in its state.)
+        focus(ls, uri, params.range.start)
         in_workspace = ls.ignores.folder_of(uri_path(uri)) is not None
         versioned = bool(ls.capability("workspace.workspace_edit.document_changes"))
         return code_actions(doc, ls.store.codec, params.context.diagnostics, unit=ls.unit(),
