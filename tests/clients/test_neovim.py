@@ -23,6 +23,7 @@ SESSION_STEPS = [
     "many small edits (typing) converge on the final text",
     "a change the server cannot apply is answered by resending the buffer",
     ":VqlspStatus shows the compute stats of this buffer",
+    "a cursor move tells the server where the writer is (a code action, as VS Code sends)",
     "the stats asked at the cursor give the compute of the sentence under it",
     "hover shows the document label",
     "settings changes reach the server",

@@ -14,12 +14,22 @@ vim.api.nvim_create_user_command('VqlspRestart', function()
 end, { desc = 'vqlsp: restart the language server' })
 
 local group = vim.api.nvim_create_augroup('vqlsp', { clear = true })
+vim.api.nvim_create_autocmd('LspAttach', {
+  group = group,
+  callback = function(args)
+    local client = vim.lsp.get_client_by_id(args.data.client_id)
+    if client and client.name == 'vqlsp' then
+      require('vqlsp.cursor').attach(client, args.buf)
+    end
+  end,
+})
 vim.api.nvim_create_autocmd('LspDetach', {
   group = group,
   callback = function(args)
     local client = vim.lsp.get_client_by_id(args.data.client_id)
     if client and client.name == 'vqlsp' then
       require('vqlsp.status').clear(args.buf)
+      require('vqlsp.cursor').detach(args.buf)
     end
   end,
 })

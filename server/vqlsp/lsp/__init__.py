@@ -60,7 +60,9 @@ hover, quick-fix ``textDocument/codeAction``, ``$/progress``):
   ``resultsDropped`` (server-wide); ``compute`` (the last update's layers
   recomputed per token, ``rowsPerToken``, and ACM ``learnersPerRow``) and each
   span's own ``compute`` on its last update; ``[uri, {line, character}]`` adds
-  ``computeAtCursor``, the sentence at that position (issue 15); ``changesSliced``
+  ``computeAtCursor``, the sentence at that position (issue 15); ``focus`` (where the
+  server takes the writer to be, in code points: their last edit or code-action
+  request; builds start there); ``changesSliced``
   (didChanges applied in more than one slice), ``gc`` (collections and the longest,
   per generation);
 * command ``vqlsp.documentFootprint`` ``[uri]`` -> ``textBytes``, what the document's own

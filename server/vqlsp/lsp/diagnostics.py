@@ -349,6 +349,7 @@ def document_stats(
     if offset is not None:
         out["computeAtCursor"] = compute_json(span_at(spans, offset), pub)
     out["sections"] = [list(b) for b in doc.sections.bounds()] if doc.sections is not None else []
+    out["focus"] = doc.focus  # where the server thinks the writer is (code points), if it knows
     # The server's current text, whatever was last analysed: what drift checks compare.
     out.update(version=doc.version, tokens=doc.n_tokens, textHash=text_hash)
     out.update(worker_stats)

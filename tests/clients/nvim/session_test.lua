@@ -199,6 +199,22 @@ return {
     T.ok(msg:find('textHash: ' .. vim.fn.sha256(buffer_text()), 1, true), 'text hash in ' .. msg)
   end },
 
+  { 'a cursor move tells the server where the writer is (a code action, as VS Code sends)', function()
+    vim.api.nvim_win_set_buf(0, bufnr)
+    vim.api.nvim_win_set_cursor(0, { 1, 4 }) -- ASCII: code-point offset 4
+    vim.api.nvim_exec_autocmds('CursorMoved', { buffer = bufnr }) -- (no main loop here to fire it)
+    local focus, asking
+    T.wait('the server to take the cursor for the writer', function()
+      if not asking then
+        asking = true
+        vqlsp.document_stats(bufnr, function(_, stats)
+          focus, asking = stats and stats.focus, false
+        end)
+      end
+      return focus == 4
+    end)
+  end },
+
   { 'the stats asked at the cursor give the compute of the sentence under it', function()
     vim.api.nvim_win_set_buf(0, bufnr)
     vim.api.nvim_win_set_cursor(0, { 1, 2 }) -- inside 'Resynced.', ASCII: code-point offset 2
