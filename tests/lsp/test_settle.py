@@ -14,7 +14,7 @@ import threading
 import pytest
 from lsprotocol import types
 
-from vqlsp.lsp.core import TYPING_QUIET_S
+from vqlsp.lsp.core import BUILD_CHUNK_TOKENS, IDLE_AFTER_S, IDLE_BUILD_CHUNK_TOKENS, TYPING_QUIET_S
 from vqlsp.lsp.jobs import FOREGROUND
 
 from .fake_clock import FakeClock
@@ -94,3 +94,36 @@ async def test_a_keystroke_during_a_settle_waits_for_one_layer_of_it(server):
     await published(server, lambda p: p["settled"])
     last = classifications(server)[-1]
     assert last["version"] == 3 and last["positionDrift"] == 0 and server.settles == 2
+
+
+async def test_builds_take_short_chunks_while_someone_may_type_and_whole_sections_after(server):
+    """A keystroke waits for one layer of a build's chunk: chunks stay short from a keystroke
+    until ``IDLE_AFTER_S`` later (a settle among them), and a build after that takes whole sections."""
+    clock: FakeClock = server._clock
+    chunks: list[int] = []
+    build_step = server.worker.build_step
+
+    def recorded(job, chunk, **kwargs):
+        chunks.append(chunk)
+        return build_step(job, chunk, **kwargs)
+
+    server.worker.build_step = recorded
+    doc = server.store.open(URI, "plaintext", 1, PROSE)
+    server.opened(doc)
+    await asyncio.wait_for(server.builders[URI], 30)
+    assert chunks and set(chunks) == {IDLE_BUILD_CHUNK_TOKENS}  # nobody has typed yet
+
+    chunks.clear()
+    type_at_start(server, 2, "Typed words. ")
+    await clock.advance(0)
+    await published(server, lambda p: p["version"] == 2)
+    assert SETTLE_S + TYPING_QUIET_S < IDLE_AFTER_S
+    await clock.advance(SETTLE_S + TYPING_QUIET_S)
+    await published(server, lambda p: p["settled"])
+    assert chunks and set(chunks) == {BUILD_CHUNK_TOKENS}  # the settle, soon after the key
+
+    chunks.clear()
+    await clock.advance(IDLE_AFTER_S)
+    server.reanalyse([doc])
+    await asyncio.wait_for(server.builders[URI], 30)
+    assert chunks and set(chunks) == {IDLE_BUILD_CHUNK_TOKENS}
