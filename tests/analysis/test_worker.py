@@ -20,7 +20,7 @@ from lsp.harness import PROSE, build_tiny_checkpoint
 from vqlsp.analysis.analyzers import DenseAnalyzer
 from vqlsp.analysis.reference import dense_document
 from vqlsp.analysis.worker import AnalysisWorker, token_spans
-from vqlsp.lsp.documents import DocumentStore
+from vqlsp.lsp.documents import Document, DocumentStore
 from vqlsp.text.segments import segment
 
 from .test_sections import WORDS, _change
@@ -33,6 +33,13 @@ def tiny(tmp_path_factory):
 
     directory = build_tiny_checkpoint(tmp_path_factory.mktemp("tiny-analysis"))
     return load_model(directory, "cpu"), TextTokenizer(load_tokenizer(directory))
+
+
+def open_prose(tokenizer, section_tokens: int) -> tuple[DocumentStore, Document]:
+    """A store cutting sections of ``section_tokens`` and ``PROSE`` opened in it."""
+    store = DocumentStore(PositionCodec(types.PositionEncodingKind.Utf32), section_tokens=section_tokens)
+    store.set_tokenizer(tokenizer)
+    return store, store.open("file:///w.txt", "plaintext", 1, PROSE)
 
 
 @st.composite
@@ -50,10 +57,8 @@ def steps(draw):
 def test_sections_equal_dense(tiny, sequence, policy, chunk, rng):
     """Builds also give way at random layers (as to a keystroke) and resume where they stopped."""
     model, tokenizer = tiny
-    store = DocumentStore(PositionCodec(types.PositionEncodingKind.Utf32), section_tokens=16)
-    store.set_tokenizer(tokenizer)
+    store, doc = open_prose(tokenizer, 16)
     worker = AnalysisWorker(model, 1 << 30)
-    doc = store.open("file:///w.txt", "plaintext", 1, PROSE)
 
     def build(settle: bool) -> None:
         for k, section in enumerate(doc.sections.sections):
@@ -108,10 +113,8 @@ def test_a_build_gives_way_after_one_layer_and_resumes_there(tiny):
     told to give way stops after one such step (what a keystroke waits for), and the next call
     goes on from there."""
     model, tokenizer = tiny
-    store = DocumentStore(PositionCodec(types.PositionEncodingKind.Utf32), section_tokens=64)
-    store.set_tokenizer(tokenizer)
+    store, doc = open_prose(tokenizer, 64)
     worker = AnalysisWorker(model, 1 << 30)
-    doc = store.open("file:///w.txt", "plaintext", 1, PROSE)
     job = store.job(doc, 0, unit="sentence", position_policy="exact", take=False)
     chunk, depth = 8, model.cfg.depth
     asked: list[bool] = []
@@ -141,9 +144,7 @@ def test_a_build_in_progress_counts_in_the_memory_budget(tiny):
     and evicts the least recently used sections when the budget is passed; once installed,
     the section counts its new state only."""
     model, tokenizer = tiny
-    store = DocumentStore(PositionCodec(types.PositionEncodingKind.Utf32), section_tokens=64)
-    store.set_tokenizer(tokenizer)
-    doc = store.open("file:///w.txt", "plaintext", 1, PROSE)
+    store, doc = open_prose(tokenizer, 64)
     first, second = (store.job(doc, k, unit="sentence", position_policy="exact", take=False) for k in (0, 1))
     worker = AnalysisWorker(model, 1 << 30)
     worker.build_step(first, 8)
@@ -166,9 +167,7 @@ def test_evictions_hand_memory_back_from_the_next_build_step(tiny):
     """Once evictions freed ``release_after_bytes``, the next build step calls ``release_memory``
     (and only then: an update, the keystroke path, never does)."""
     model, tokenizer = tiny
-    store = DocumentStore(PositionCodec(types.PositionEncodingKind.Utf32), section_tokens=32)
-    store.set_tokenizer(tokenizer)
-    doc = store.open("file:///w.txt", "plaintext", 1, PROSE)
+    store, doc = open_prose(tokenizer, 32)
     jobs = [store.job(doc, k, unit="sentence", position_policy="exact", take=False) for k in range(3)]
     released: list[int] = []
     worker = AnalysisWorker(model, 1, release_memory=lambda: released.append(worker.evicted_bytes),
@@ -186,10 +185,8 @@ def test_a_warm_up_builds_a_missing_state_once_and_pins_it(tiny):
     """``warm``: the section the cursor moved into gets a state (a settle's kind: on exact ids,
     equal to dense) if it has none, and is kept first under the budget; with one, nothing runs."""
     model, tokenizer = tiny
-    store = DocumentStore(PositionCodec(types.PositionEncodingKind.Utf32), section_tokens=16)
-    store.set_tokenizer(tokenizer)
+    store, doc = open_prose(tokenizer, 16)
     worker = AnalysisWorker(model, 1 << 30)
-    doc = store.open("file:///w.txt", "plaintext", 1, PROSE)
     job = store.job(doc, 1, unit="sentence", position_policy="exact", take=False)
     step = worker.warm(job, 8)
     assert step.result is not None and step.result.settled and step.result.changed_tokens == 0
