@@ -107,6 +107,10 @@ class _Section:
     revision: int = -1  # the newest document revision an update brought this section to
     revision_before: int = -1  # (for the log when a state is found out of step)
 
+    def held_bytes(self) -> int:
+        """What its live state and its build in progress, if any, hold (what the budget counts)."""
+        return sum(a.state_bytes() for a in (self.analyzer, self.build and self.build.analyzer) if a is not None)
+
 
 @dataclass
 class _Document:
@@ -303,8 +307,7 @@ class AnalysisWorker:
         for uri, section in keys:
             state = self.documents.get(uri, _Document()).sections.get(section)
             if state is not None:
-                self.evicted_bytes += sum(a.state_bytes() for a in (state.analyzer, state.build and state.build.analyzer)
-                                          if a is not None)
+                self.evicted_bytes += state.held_bytes()
                 state.analyzer = None  # its pooled feature stays: the document label still counts it
                 state.build = None
             self.budget.forget((uri, section))
@@ -353,7 +356,7 @@ class AnalysisWorker:
         of a first pass or a settle holds up to a whole section's state beside the live one:
         uncounted, a long document's first pass went past the budget by one build and what
         it left behind). Evictions it causes are logged: no result carries them."""
-        size = sum(a.state_bytes() for a in (state.analyzer, state.build and state.build.analyzer) if a is not None)
+        size = state.held_bytes()
         doc = self.documents.get(job.uri)
         if doc is None or job.section in doc.dead:
             return
