@@ -35,7 +35,6 @@ def offline_server(model_dir: Path, *, budget_bytes: int = 1 << 30, section_toke
         server.heard.set()
 
     server.protocol.notify = notify
-    server.protocol.notify_json = lambda method, params=None: None
     server.protocol.notify_json_text = lambda method, params: None  # (diagnostics pushes)
     server.log_message = lambda message, kind=None: None
     server.capability = lambda path: None
